@@ -122,7 +122,7 @@ func (c *cloner) clone(n *node) *node {
 	}
 	if !n.dir {
 		data := c.fileData(n)
-		m := &node{data: data, durable: append([]byte(nil), data...)}
+		m := &node{data: data, durable: data.clone()}
 		c.done[n] = m
 		return m
 	}
@@ -156,11 +156,11 @@ func (c *cloner) clone(n *node) *node {
 }
 
 // fileData computes a file's content after the crash.
-func (c *cloner) fileData(n *node) []byte {
+func (c *cloner) fileData(n *node) content {
 	if c.opts.Data == DataAll {
-		return append([]byte(nil), n.data...)
+		return n.data.clone()
 	}
-	out := append([]byte(nil), n.durable...)
+	out := n.durable.clone()
 	type sector struct {
 		img []byte // last surviving image; nil: none survived
 		len int64  // the longest image of the sector
@@ -199,12 +199,9 @@ func (c *cloner) fileData(n *node) []byte {
 		sec := final[off]
 		switch {
 		case sec.img != nil:
-			if end := off + int64(len(sec.img)); end > int64(len(out)) {
-				out = append(out, make([]byte, end-int64(len(out)))...)
-			}
-			copy(out[off:], sec.img)
-		case c.opts.ZeroLost && off < int64(len(out)):
-			clear(out[off:min(off+sec.len, int64(len(out)))])
+			out.writeAt(sec.img, off)
+		case c.opts.ZeroLost:
+			out.zero(off, sec.len)
 		}
 	}
 	return out

@@ -108,7 +108,7 @@ type node struct {
 	entries, synced map[string]*node
 	// Files: current content, durable content (its length is the durable
 	// size), and the writes since the last Datasync or Sync.
-	data, durable []byte
+	data, durable content
 	pending       []pendingWrite
 	writtenEnd    int64 // end of the furthest write since the last sync
 }
@@ -432,7 +432,7 @@ func (fsys *FS) ReadFile(name string) ([]byte, error) {
 	if n.dir {
 		return nil, &fs.PathError{Op: "read", Path: p, Err: syscall.EISDIR}
 	}
-	return append([]byte(nil), n.data...), nil
+	return n.data.bytes(0, n.data.size), nil
 }
 
 // file is an open file.
@@ -466,10 +466,7 @@ func (f *file) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, &fs.PathError{Op: "read", Path: f.name, Err: syscall.EINVAL}
 	}
-	if off >= int64(len(f.n.data)) {
-		return 0, io.EOF
-	}
-	n := copy(p, f.n.data[off:])
+	n := f.n.data.readAt(p, off)
 	if n < len(p) {
 		return n, io.EOF
 	}
@@ -493,17 +490,14 @@ func (f *file) WriteAt(p []byte, off int64) (int, error) {
 	}
 	n := f.n
 	end := off + int64(len(p))
-	if end > int64(len(n.data)) {
-		n.data = append(n.data, make([]byte, end-int64(len(n.data)))...)
-	}
-	copy(n.data[off:], p)
+	n.data.writeAt(p, off)
 	start := off / SectorSize * SectorSize
-	stop := min((end+SectorSize-1)/SectorSize*SectorSize, int64(len(n.data)))
+	stop := (end + SectorSize - 1) / SectorSize * SectorSize
 	f.fs.wseq++
 	n.pending = append(n.pending, pendingWrite{
 		seq: f.fs.wseq,
 		off: start,
-		img: append([]byte(nil), n.data[start:stop]...),
+		img: n.data.bytes(start, stop-start),
 	})
 	n.writtenEnd = max(n.writtenEnd, end)
 	return len(p), nil
@@ -528,9 +522,7 @@ func (f *file) Preallocate(size int64) error {
 	if err := f.check("fallocate", true); err != nil {
 		return err
 	}
-	if size > int64(len(f.n.data)) {
-		f.n.data = append(f.n.data, make([]byte, size-int64(len(f.n.data)))...)
-	}
+	f.n.data.grow(size)
 	return nil
 }
 
@@ -551,11 +543,11 @@ func (f *file) sync(kind OpKind) error {
 		return err
 	}
 	n := f.n
-	size := int64(len(n.data))
 	if kind == OpDatasync {
-		size = max(int64(len(n.durable)), n.writtenEnd)
+		n.durable = n.data.prefix(max(n.durable.size, n.writtenEnd))
+	} else {
+		n.durable = n.data.clone()
 	}
-	n.durable = append(n.durable[:0], n.data[:size]...)
 	n.pending = nil
 	n.writtenEnd = 0
 	return nil
@@ -567,5 +559,5 @@ func (f *file) Size() (int64, error) {
 	if err := f.check("stat", false); err != nil {
 		return 0, err
 	}
-	return int64(len(f.n.data)), nil
+	return f.n.data.size, nil
 }

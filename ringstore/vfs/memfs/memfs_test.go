@@ -39,7 +39,7 @@ func newSyncedFile(t *testing.T, size int) (*FS, vfs.File) {
 	return m, f
 }
 
-func content(t *testing.T, m *FS, name string) []byte {
+func fileContent(t *testing.T, m *FS, name string) []byte {
 	t.Helper()
 	b, err := m.ReadFile(name)
 	must(t, err)
@@ -73,11 +73,11 @@ func TestDataDurability(t *testing.T) {
 			if tt.sync != nil {
 				must(t, tt.sync(f))
 			}
-			if got := content(t, m.CrashClone(tt.crash), "/d/f"); !bytes.Equal(got, tt.want) {
+			if got := fileContent(t, m.CrashClone(tt.crash), "/d/f"); !bytes.Equal(got, tt.want) {
 				t.Errorf("after crash %v: got %q..., want %q...", tt.crash, got[:8], tt.want[:8])
 			}
 			// The original is untouched by cloning.
-			if got := content(t, m, "/d/f"); !bytes.Equal(got, BBA) {
+			if got := fileContent(t, m, "/d/f"); !bytes.Equal(got, BBA) {
 				t.Errorf("original changed by CrashClone")
 			}
 		})
@@ -98,10 +98,10 @@ func TestTornLastWrite(t *testing.T) {
 		_, err = f.WriteAt(fill('B', sectors*SectorSize), 0)
 		must(t, err)
 		c := m.CrashClone(CrashOptions{Data: DataTorn, Seed: seed})
-		if got := content(t, c, "/d/g"); !bytes.Equal(got, fill('G', 10)) {
+		if got := fileContent(t, c, "/d/g"); !bytes.Equal(got, fill('G', 10)) {
 			t.Fatalf("seed %d: earlier write not kept: %q", seed, got)
 		}
-		got := content(t, c, "/d/f")
+		got := fileContent(t, c, "/d/f")
 		k := 0
 		for k < sectors && got[k*SectorSize] == 'B' {
 			k++
@@ -124,7 +124,7 @@ func TestRandomSectors(t *testing.T) {
 		m, f := newSyncedFile(t, sectors*SectorSize)
 		_, err := f.WriteAt(fill('B', sectors*SectorSize), 0)
 		must(t, err)
-		got := content(t, m.CrashClone(CrashOptions{Data: DataRandom, Seed: seed}), "/d/f")
+		got := fileContent(t, m.CrashClone(CrashOptions{Data: DataRandom, Seed: seed}), "/d/f")
 		key := make([]byte, sectors)
 		for s := range sectors {
 			sec := got[s*SectorSize : (s+1)*SectorSize]
@@ -134,7 +134,7 @@ func TestRandomSectors(t *testing.T) {
 			key[s] = sec[0]
 		}
 		outcomes[string(key)] = true
-		again := content(t, m.CrashClone(CrashOptions{Data: DataRandom, Seed: seed}), "/d/f")
+		again := fileContent(t, m.CrashClone(CrashOptions{Data: DataRandom, Seed: seed}), "/d/f")
 		if !bytes.Equal(got, again) {
 			t.Fatalf("seed %d: same seed gave a different clone", seed)
 		}
@@ -151,11 +151,11 @@ func TestPartialSectorWrite(t *testing.T) {
 	must(t, err)
 	_, err = f.WriteAt([]byte("z"), 20)
 	must(t, err)
-	got := content(t, m.CrashClone(CrashOptions{Data: DataAll}), "/d/f")
+	got := fileContent(t, m.CrashClone(CrashOptions{Data: DataAll}), "/d/f")
 	if string(got[10:12]) != "xy" || got[20] != 'z' || len(got) != 2*SectorSize {
 		t.Errorf("DataAll lost a small write")
 	}
-	got = content(t, m.CrashClone(CrashOptions{Data: DataTorn}), "/d/f")
+	got = fileContent(t, m.CrashClone(CrashOptions{Data: DataTorn}), "/d/f")
 	// Torn keeps all but the last write, whose single sector is lost:
 	// the earlier write's image of the sector survives.
 	if string(got[10:12]) != "xy" || got[20] != 'A' {
@@ -188,7 +188,7 @@ func TestSizeDurability(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			m, f := newSyncedFile(t, 0)
 			tt.do(t, f)
-			if got := len(content(t, m.CrashClone(CrashOptions{}), "/d/f")); got != tt.want {
+			if got := len(fileContent(t, m.CrashClone(CrashOptions{}), "/d/f")); got != tt.want {
 				t.Errorf("durable size %d, want %d", got, tt.want)
 			}
 		})
@@ -250,7 +250,7 @@ func TestDirDurability(t *testing.T) {
 				}
 			}
 			if ok, _ := c.Exists("/d/f"); ok {
-				if got := content(t, c, "/d/f"); !bytes.Equal(got, fill('A', 100)) {
+				if got := fileContent(t, c, "/d/f"); !bytes.Equal(got, fill('A', 100)) {
 					t.Errorf("renamed file lost its synced content")
 				}
 			}
@@ -296,7 +296,7 @@ func TestHook(t *testing.T) {
 	m.SetHook(func(op Op) {
 		ops = append(ops, op)
 		if op.Kind == OpWrite && op.Off == 5 {
-			before = content(t, m.CrashClone(CrashOptions{Data: DataAll, Dirs: DirsAll}), "/d/f")
+			before = fileContent(t, m.CrashClone(CrashOptions{Data: DataAll, Dirs: DirsAll}), "/d/f")
 		}
 	})
 	must(t, m.MkdirAll("/d"))
@@ -351,7 +351,7 @@ func TestFreeze(t *testing.T) {
 	if _, err := f.WriteAt([]byte("zz"), 0); !errors.Is(err, ErrFrozen) {
 		t.Fatalf("write after freeze in hook: %v, want ErrFrozen", err)
 	}
-	if got := content(t, m, "/d/f"); !bytes.Equal(got, fill('A', 10)) {
+	if got := fileContent(t, m, "/d/f"); !bytes.Equal(got, fill('A', 10)) {
 		t.Errorf("frozen write was applied")
 	}
 	calls := []struct {
