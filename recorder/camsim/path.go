@@ -13,11 +13,11 @@ import (
 
 // Timing of the video track: every clip is 25 fps.
 const (
-	videoClock      = 90000
-	frameTicks      = videoClock / clipFrameRate
-	framePeriod     = time.Second / clipFrameRate
-	maxLateness     = time.Second // behind by more than this, the pump skips ahead instead of bursting
-	malformedPerTick = 8          // malformed packets sent before each frame while some are due
+	videoClock       = 90000
+	frameTicks       = videoClock / clipFrameRate
+	framePeriod      = time.Second / clipFrameRate
+	maxLateness      = time.Second // behind by more than this, the pump skips ahead instead of bursting
+	malformedPerTick = 8           // malformed packets sent before each frame while some are due
 )
 
 // path is one served camera stream: its configuration, its pump goroutine
@@ -183,16 +183,16 @@ func ticks(d time.Duration, clock int) uint32 {
 
 // pump is the state of a path's sending goroutine.
 type pump struct {
-	p      *path
-	st     *rtspStream
-	t0     time.Time
-	video  trackState
-	audio  trackState
-	n      int64 // video frames since t0 (sent or not)
-	k      int64 // audio access units since t0
-	cursor int   // position in the current video loop
-	loop   int   // 0 or 1: the clip served
-	nextSR time.Time
+	p       *path
+	st      *rtspStream
+	t0      time.Time
+	video   trackState
+	audio   trackState
+	n       int64 // video frames since t0 (sent or not)
+	k       int64 // audio access units since t0
+	cursor  int   // position in the current video loop
+	loop    int   // 0 or 1: the clip served
+	nextSR  time.Time
 	garbage *rand.Rand
 }
 
