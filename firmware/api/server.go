@@ -116,6 +116,7 @@ func (s *Server) table() []route {
 		{"GET", "/api/v1/cameras/{name}", true, s.camera},
 		{"GET", "/api/v1/recordings", true, s.recordings},
 		{"GET", "/api/v1/export", true, s.export},
+		{"HEAD", "/api/v1/export", true, s.export},
 		{"GET", "/api/v1/events", true, s.events},
 	}
 }
@@ -284,11 +285,78 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		writeBackendError(w, err)
 		return
 	}
-	defer clip.Close()
-	w.Header().Set("Content-Type", "video/mp4")
-	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": clip.Name()}))
-	// ServeContent answers Range, If-Range and HEAD.
-	http.ServeContent(w, r, clip.Name(), clip.ModTime(), clip)
+	size := clip.Size()
+	off, n, partial, err := parseByteRange(r.Header.Get("Range"), size)
+	if err != nil {
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", size))
+		writeError(w, http.StatusRequestedRangeNotSatisfiable, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "video/mp4")
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": clip.Name()}))
+	h.Set("Last-Modified", clip.ModTime().UTC().Format(http.TimeFormat))
+	h.Set("Content-Length", strconv.FormatInt(n, 10))
+	code := http.StatusOK
+	if partial {
+		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, off+n-1, size))
+		code = http.StatusPartialContent
+	}
+	w.WriteHeader(code)
+	if r.Method == http.MethodHead {
+		return
+	}
+	if err := clip.WriteRange(r.Context(), w, off, n); err != nil {
+		// Headers are gone: all that can be done is cut the connection
+		// short, which the client sees as a truncated body.
+		s.opts.Logger.Warn("export aborted", "camera", q.camera, "err", err)
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// parseByteRange interprets a Range header against a resource of size bytes.
+// It serves one range; a header asking for several is answered with the whole
+// clip, as RFC 9110 allows.
+func parseByteRange(header string, size int64) (off, n int64, partial bool, err error) {
+	if header == "" {
+		return 0, size, false, nil
+	}
+	spec, ok := strings.CutPrefix(header, "bytes=")
+	if !ok {
+		return 0, 0, false, fmt.Errorf("range %q: only byte ranges are supported", header)
+	}
+	if strings.Contains(spec, ",") {
+		return 0, size, false, nil
+	}
+	first, last, ok := strings.Cut(strings.TrimSpace(spec), "-")
+	if !ok {
+		return 0, 0, false, fmt.Errorf("range %q is malformed", header)
+	}
+	if first == "" { // suffix: the last N bytes
+		k, perr := strconv.ParseInt(last, 10, 64)
+		if perr != nil || k <= 0 {
+			return 0, 0, false, fmt.Errorf("range %q is malformed", header)
+		}
+		k = min(k, size)
+		return size - k, k, true, nil
+	}
+	start, perr := strconv.ParseInt(first, 10, 64)
+	if perr != nil || start < 0 {
+		return 0, 0, false, fmt.Errorf("range %q is malformed", header)
+	}
+	if start >= size {
+		return 0, 0, false, fmt.Errorf("range %q starts beyond the clip's %d bytes", header, size)
+	}
+	end := size - 1
+	if last != "" {
+		e, perr := strconv.ParseInt(last, 10, 64)
+		if perr != nil || e < start {
+			return 0, 0, false, fmt.Errorf("range %q is malformed", header)
+		}
+		end = min(e, size-1)
+	}
+	return start, end - start + 1, true, nil
 }
 
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {

@@ -27,13 +27,18 @@ type Backend interface {
 	Healthy(ctx context.Context) (bool, []string)
 }
 
-// Clip is a rendered export: a seekable MP4 of known size.
+// Clip is a prepared export: an MP4 whose size is known before any of it is
+// written, and any byte range of which can be written on demand (so Range
+// requests never render the whole clip).
 type Clip interface {
-	io.ReadSeekCloser
 	// Name is the suggested file name (Content-Disposition).
 	Name() string
 	// ModTime is the time of the clip's last frame (Last-Modified).
 	ModTime() time.Time
+	// Size is the clip's length in bytes.
+	Size() int64
+	// WriteRange writes bytes [off, off+n) of the clip to w.
+	WriteRange(ctx context.Context, w io.Writer, off, n int64) error
 }
 
 // Errors a Backend returns for conditions the API maps to a status code.
