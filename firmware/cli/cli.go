@@ -74,6 +74,7 @@ func Root() *Command {
 Run "nvrd COMMAND --help" for a command's flags.`,
 		Sub: []*Command{
 			versionCommand(),
+			camsimCommand(),
 		},
 	}
 }
