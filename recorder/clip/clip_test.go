@@ -1,0 +1,281 @@
+package clip
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nvrfw/nvr/ringstore"
+)
+
+// t0 is where test footage starts on the wall clock.
+var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+func sec(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+
+// export writes the range to a file and returns its path and plan.
+func export(t *testing.T, src Source, opts Options) (string, *Plan) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "clip.mp4")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	p, err := Write(context.Background(), f, src, opts)
+	if err != nil {
+		t.Fatalf("export: %v", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() != p.Size() {
+		t.Fatalf("file has %d bytes, plan said %d", st.Size(), p.Size())
+	}
+	return path, p
+}
+
+// checkClip verifies a clip with ffprobe and ffmpeg: codecs, video frame
+// count, duration within 1 %, timestamps monotonic per stream, first video
+// packet a keyframe at time 0, clean decode.
+func checkClip(t *testing.T, path string, wantCodecs []string, wantTag string, wantVideoFrames int, wantDur float64) probe {
+	t.Helper()
+	pr := runProbe(t, path)
+	if len(pr.Streams) != len(wantCodecs) {
+		t.Fatalf("%d streams, want %d: %+v", len(pr.Streams), len(wantCodecs), pr.Streams)
+	}
+	for i, c := range wantCodecs {
+		if pr.Streams[i].CodecName != c {
+			t.Errorf("stream %d codec %s, want %s", i, pr.Streams[i].CodecName, c)
+		}
+	}
+	if pr.Streams[0].CodecTag != wantTag {
+		t.Errorf("video codec tag %s, want %s", pr.Streams[0].CodecTag, wantTag)
+	}
+	if pr.Streams[0].NbReadFrames != strconv.Itoa(wantVideoFrames) {
+		t.Errorf("video frames %s, want %d", pr.Streams[0].NbReadFrames, wantVideoFrames)
+	}
+	if d := parseSeconds(t, pr.Streams[0].Duration); math.Abs(d-wantDur) > wantDur/100 {
+		t.Errorf("video duration %.3f s, want %.3f s within 1%%", d, wantDur)
+	}
+	if d := parseSeconds(t, pr.Format.Duration); math.Abs(d-wantDur) > wantDur/100 {
+		t.Errorf("file duration %.3f s, want %.3f s within 1%%", d, wantDur)
+	}
+	lastDTS := map[int]float64{}
+	first := true
+	for i, pk := range pr.Packets {
+		dts := parseSeconds(t, pk.DTSTime)
+		if prev, ok := lastDTS[pk.StreamIndex]; ok && dts <= prev {
+			t.Fatalf("packet %d of stream %d: dts %.4f after %.4f", i, pk.StreamIndex, dts, prev)
+		}
+		lastDTS[pk.StreamIndex] = dts
+		if pk.StreamIndex == 0 && first {
+			first = false
+			if pts := parseSeconds(t, pk.PTSTime); pts != 0 || pk.Flags[0] != 'K' {
+				t.Errorf("first video packet pts %.4f flags %s, want a keyframe at 0", pts, pk.Flags)
+			}
+		}
+	}
+	decodeClean(t, path)
+	return pr
+}
+
+func TestExportCodecs(t *testing.T) {
+	tests := []struct {
+		name    string
+		spec    encodeSpec
+		codecs  []string
+		tag     string
+		from    float64
+		to      float64
+		start   float64 // keyframe the clip starts at
+		frames  int
+		seconds float64
+	}{
+		// 25 fps, keyframe every second: from 2.5 s starts at the 2 s keyframe,
+		// frames before 5.5 s: 2.00 .. 5.48 = 88 frames, 3.52 s.
+		{"h264-aac", encodeSpec{codec: ringstore.CodecH264, audio: true}, []string{"h264", "aac"}, "avc1", 2.5, 5.5, 2, 88, 3.52},
+		{"h265-aac", encodeSpec{codec: ringstore.CodecH265, audio: true}, []string{"hevc", "aac"}, "hvc1", 2.5, 5.5, 2, 88, 3.52},
+		{"h264-bframes", encodeSpec{codec: ringstore.CodecH264, bframes: 2, audio: true}, []string{"h264", "aac"}, "avc1", 1, 4, 1, 75, 3.0},
+		{"h265-video-only-from-keyframe", encodeSpec{codec: ringstore.CodecH265}, []string{"hevc"}, "hvc1", 3, 5, 3, 50, 2.0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := encode(t, tc.spec)
+			src := newFakeSource()
+			src.add("cam1", rec, t0, nil)
+			path, p := export(t, src, Options{Stream: "cam1", From: sec(tc.from), To: sec(tc.to)})
+			if !p.Start.Equal(sec(tc.start)) {
+				t.Errorf("clip starts at %v, want the keyframe at %v", p.Start.Sub(t0), sec(tc.start).Sub(t0))
+			}
+			if p.CutReason != nil || len(p.Omitted) != 0 || len(p.Gaps) != 0 {
+				t.Errorf("cut %v omitted %v gaps %v, want none", p.CutReason, p.Omitted, p.Gaps)
+			}
+			checkClip(t, path, tc.codecs, tc.tag, tc.frames, tc.seconds)
+		})
+	}
+}
+
+func TestExportParamsChange(t *testing.T) {
+	// 4 s at 320x240, then the camera switches to 480x360.
+	a := encode(t, encodeSpec{codec: ringstore.CodecH264, seconds: 4, audio: true})
+	b := encode(t, encodeSpec{codec: ringstore.CodecH264, seconds: 4, width: 480, audio: true})
+	src := newFakeSource()
+	src.add("cam1", a, t0, nil)
+	src.add("cam1", b, sec(4), nil)
+	path, p := export(t, src, Options{Stream: "cam1", From: sec(1), To: sec(7)})
+	if !errors.Is(p.CutReason, ErrParamsChanged) || !p.CutAt.Equal(sec(4)) {
+		t.Fatalf("cut %v at %v, want ErrParamsChanged at 4 s", p.CutReason, p.CutAt.Sub(t0))
+	}
+	// 1 s .. 4 s: 75 frames, 3 s.
+	pr := checkClip(t, path, []string{"h264", "aac"}, "avc1", 75, 3)
+	if pr.Streams[0].Width != 320 {
+		t.Errorf("width %d, want 320", pr.Streams[0].Width)
+	}
+	// The rest is a clip of its own.
+	path2, p2 := export(t, src, Options{Stream: "cam1", From: p.CutAt, To: sec(7)})
+	if p2.CutReason != nil {
+		t.Fatalf("second clip cut: %v", p2.CutReason)
+	}
+	pr = checkClip(t, path2, []string{"h264", "aac"}, "avc1", 75, 3)
+	if pr.Streams[0].Width != 480 {
+		t.Errorf("second clip width %d, want 480", pr.Streams[0].Width)
+	}
+}
+
+func TestExportAcrossGap(t *testing.T) {
+	// 0..3 s recorded, camera offline 3..5 s, 5..8 s recorded.
+	a := encode(t, encodeSpec{codec: ringstore.CodecH264, seconds: 3, audio: true})
+	b := encode(t, encodeSpec{codec: ringstore.CodecH264, seconds: 3, audio: true, toneFreq: 880})
+	src := newFakeSource()
+	src.add("cam1", a, t0, nil)
+	cause := ringstore.GapCameraOffline
+	src.add("cam1", b, sec(5), &cause)
+	path, p := export(t, src, Options{Stream: "cam1", From: sec(2), To: sec(7)})
+	if len(p.Gaps) != 1 || p.Gaps[0].Cause != ringstore.GapCameraOffline {
+		t.Fatalf("gaps %+v, want one camera-offline gap", p.Gaps)
+	}
+	// 2..3 s (25 frames) + 5..7 s (50 frames), real time kept: 5 s.
+	checkClip(t, path, []string{"h264", "aac"}, "avc1", 75, 5)
+}
+
+func TestExportOmitsG711(t *testing.T) {
+	rec := encode(t, encodeSpec{codec: ringstore.CodecH264, seconds: 3})
+	rec.tracks = append(rec.tracks, ringstore.Track{ID: 2, Codec: ringstore.CodecPCMU, ClockRate: 8000, Channels: 1})
+	var frames []ringstore.Frame
+	for i, f := range rec.frames {
+		frames = append(frames, f)
+		if i%2 == 0 { // 20 ms of G.711 per 40 ms frame is enough to interleave
+			frames = append(frames, ringstore.Frame{Track: 2, Time: f.Time, Key: true, Data: make([]byte, 160)})
+		}
+	}
+	rec.frames = frames
+	src := newFakeSource()
+	src.add("cam1", rec, t0, nil)
+	path, p := export(t, src, Options{Stream: "cam1", From: t0, To: sec(3)})
+	if len(p.Omitted) != 1 || p.Omitted[0].Track.Codec != ringstore.CodecPCMU {
+		t.Fatalf("omitted %+v, want the G.711 track", p.Omitted)
+	}
+	checkClip(t, path, []string{"h264"}, "avc1", 75, 3)
+}
+
+func TestExportErrors(t *testing.T) {
+	rec := encode(t, encodeSpec{codec: ringstore.CodecH264, seconds: 2, audio: true})
+	src := newFakeSource()
+	src.add("cam1", rec, t0, nil)
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		opts Options
+		want error
+	}{
+		{"after the footage", Options{Stream: "cam1", From: sec(10), To: sec(20)}, ErrNoFootage},
+		{"unknown stream", Options{Stream: "cam9", From: t0, To: sec(1)}, ErrNoFootage},
+		{"no stream", Options{From: t0, To: sec(1)}, nil},
+		{"empty range", Options{Stream: "cam1", From: sec(1), To: sec(1)}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Prepare(ctx, src, tc.opts)
+			if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) {
+				t.Fatalf("Prepare: %v, want %v", err, tc.want)
+			}
+		})
+	}
+	t.Run("evicted between passes", func(t *testing.T) {
+		p, err := Prepare(ctx, src, Options{Stream: "cam1", From: t0, To: sec(2)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		es := src.streams["cam1"]
+		src.streams["cam1"] = es[:len(es)/2]
+		defer func() { src.streams["cam1"] = es }()
+		var buf bytes.Buffer
+		if _, err := p.Write(ctx, &buf); !errors.Is(err, ErrSourceChanged) {
+			t.Fatalf("Write after eviction: %v, want ErrSourceChanged", err)
+		}
+	})
+	t.Run("size limit", func(t *testing.T) {
+		p, err := Prepare(ctx, src, Options{Stream: "cam1", From: t0, To: sec(2), MaxBytes: 20000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !errors.Is(p.CutReason, ErrSizeLimit) || !p.CutAt.After(t0) || !p.CutAt.Before(sec(2)) {
+			t.Fatalf("cut %v at %v, want ErrSizeLimit inside the range", p.CutReason, p.CutAt.Sub(t0))
+		}
+		if p.Size() > 20000+int64(len(p.header)) {
+			t.Fatalf("clip of %d bytes, header %d, over the limit", p.Size(), len(p.header))
+		}
+	})
+	t.Run("cancelled", func(t *testing.T) {
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if _, err := Prepare(cctx, src, Options{Stream: "cam1", From: t0, To: sec(2)}); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Prepare: %v, want context.Canceled", err)
+		}
+	})
+}
+
+func TestWriteRange(t *testing.T) {
+	rec := encode(t, encodeSpec{codec: ringstore.CodecH264, seconds: 3, audio: true})
+	src := newFakeSource()
+	src.add("cam1", rec, t0, nil)
+	ctx := context.Background()
+	p, err := Prepare(ctx, src, Options{Stream: "cam1", From: t0, To: sec(3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var whole bytes.Buffer
+	n, err := p.Write(ctx, &whole)
+	if err != nil || n != p.Size() || int64(whole.Len()) != p.Size() {
+		t.Fatalf("Write: %d bytes, %v; buffer %d, plan %d", n, err, whole.Len(), p.Size())
+	}
+	size, hdr := p.Size(), p.HeaderSize()
+	tests := []struct{ off, n int64 }{
+		{0, size}, {0, 1}, {0, hdr}, {hdr - 3, 10}, {hdr, 1}, {hdr + 1000, 5000},
+		{size / 2, size / 4}, {size - 1, 1}, {size, 0}, {7, 0},
+	}
+	for _, tc := range tests {
+		opens := src.opens
+		var part bytes.Buffer
+		if err := p.WriteRange(ctx, &part, tc.off, tc.n); err != nil {
+			t.Fatalf("WriteRange(%d, %d): %v", tc.off, tc.n, err)
+		}
+		if !bytes.Equal(part.Bytes(), whole.Bytes()[tc.off:tc.off+tc.n]) {
+			t.Fatalf("WriteRange(%d, %d): %d bytes differ from the whole file's", tc.off, tc.n, part.Len())
+		}
+		if tc.off+tc.n <= hdr && src.opens != opens {
+			t.Errorf("WriteRange(%d, %d) inside the header read footage", tc.off, tc.n)
+		}
+	}
+	if err := p.WriteRange(ctx, &bytes.Buffer{}, size-1, 2); err == nil {
+		t.Error("WriteRange past the end: no error")
+	}
+}
