@@ -1,0 +1,363 @@
+package recorder
+
+// This file is the only one of package recorder that imports gortsplib: the
+// RTSP client, depacketizers and RTCP timing all sit behind connector and
+// camConn, so moving to another RTSP library touches this file alone.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph265"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtpmpeg4audio"
+	"github.com/pion/rtp"
+
+	"github.com/nvrfw/nvr/ringstore"
+)
+
+// trackInfo describes one elementary stream of a camera that is recorded.
+type trackInfo struct {
+	codec     ringstore.Codec
+	clockRate int
+	channels  int
+	params    paramSets // video: parameter sets from the SDP (may be empty)
+	config    []byte    // AAC: AudioSpecificConfig
+}
+
+// unit is one depacketized access unit of one track.
+type unit struct {
+	track int       // index into camConn.tracks()
+	ts    uint32    // RTP timestamp
+	ntp   time.Time // wall time from RTCP sender reports; zero when unknown
+	recv  time.Time // local arrival time
+	nalus [][]byte  // video NALUs (owned by the receiver)
+	data  []byte    // audio access unit (owned by the receiver)
+}
+
+// connectConfig is what a connector needs to open one camera session.
+type connectConfig struct {
+	url         string
+	transport   Transport
+	readTimeout time.Duration
+	userAgent   string
+	now         func() time.Time
+	// deliver receives every access unit, from the connection's own
+	// goroutines (several at once with UDP); it may block.
+	deliver func(unit)
+	// decodeError reports RTP that could not be depacketized and lost packets.
+	decodeError func(error)
+}
+
+// connector opens camera sessions: DESCRIBE, SETUP of the recordable
+// tracks, PLAY. The production one is gortsplibConnector.
+type connector interface {
+	connect(ctx context.Context, cfg connectConfig) (camConn, error)
+}
+
+// camConn is one playing camera session.
+type camConn interface {
+	tracks() []trackInfo
+	// done is closed when the session ended by itself (error, timeout).
+	done() <-chan struct{}
+	// err is why it ended; valid after done is closed.
+	err() error
+	// close ends the session and waits for its goroutines. Idempotent.
+	close()
+}
+
+// errNoTracks: the camera offers no track the recorder can store.
+var errNoTracks = errors.New("camera offers no H.264/H.265 video or AAC/G.711/Opus audio track")
+
+type gortsplibConnector struct{}
+
+func (gortsplibConnector) connect(ctx context.Context, cfg connectConfig) (camConn, error) {
+	u, err := base.ParseURL(cfg.url)
+	if err != nil {
+		return nil, fmt.Errorf("parse camera URL: %w", err)
+	}
+	tr := gortsplib.TransportTCP
+	switch cfg.transport {
+	case TransportUDP:
+		tr = gortsplib.TransportUDP
+	case TransportMulticast:
+		tr = gortsplib.TransportUDPMulticast
+	}
+	c := &gortsplib.Client{
+		Scheme:            u.Scheme,
+		Host:              u.Host,
+		ReadTimeout:       cfg.readTimeout,
+		WriteTimeout:      cfg.readTimeout,
+		Transport:         &tr,
+		UserAgent:         cfg.userAgent,
+		DialContext:       (&net.Dialer{}).DialContext,
+		OnTransportSwitch: func(error) {},
+		OnPacketsLost: func(n uint64) {
+			cfg.decodeError(fmt.Errorf("%d RTP packets lost", n))
+		},
+		OnDecodeError: func(err error) { cfg.decodeError(err) },
+	}
+	if err := c.Start2(); err != nil {
+		return nil, fmt.Errorf("start RTSP client: %w", err)
+	}
+	stop := context.AfterFunc(ctx, c.Close)
+	conn := &gortsplibConn{c: c, stop: stop, doneCh: make(chan struct{})}
+	go func() {
+		conn.e = c.Wait()
+		close(conn.doneCh)
+	}()
+	if err := conn.start(u, cfg); err != nil {
+		conn.close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	return conn, nil
+}
+
+type gortsplibConn struct {
+	c      *gortsplib.Client
+	stop   func() bool
+	ts     []trackInfo
+	doneCh chan struct{}
+	e      error
+	once   sync.Once
+}
+
+func (g *gortsplibConn) tracks() []trackInfo   { return g.ts }
+func (g *gortsplibConn) done() <-chan struct{} { return g.doneCh }
+func (g *gortsplibConn) err() error            { return g.e }
+
+func (g *gortsplibConn) close() {
+	g.once.Do(func() {
+		g.stop()
+		g.c.Close()
+		<-g.doneCh
+	})
+}
+
+// start describes the stream, sets up the first recordable video and audio
+// tracks and plays.
+func (g *gortsplibConn) start(u *base.URL, cfg connectConfig) error {
+	desc, _, err := g.c.Describe(u)
+	if err != nil {
+		return fmt.Errorf("DESCRIBE: %w", err)
+	}
+	var haveVideo, haveAudio bool
+	for _, m := range desc.Medias {
+		if m.IsBackChannel {
+			continue
+		}
+		for _, f := range m.Formats {
+			info, handle, ok := g.recordable(f, cfg)
+			if !ok || (info.codec.IsVideo() && haveVideo) || (!info.codec.IsVideo() && haveAudio) {
+				continue
+			}
+			if _, err := g.c.Setup(desc.BaseURL, m, 0, 0); err != nil {
+				return fmt.Errorf("SETUP %s track: %w", info.codec, err)
+			}
+			idx := len(g.ts)
+			g.ts = append(g.ts, info)
+			haveVideo = haveVideo || info.codec.IsVideo()
+			haveAudio = haveAudio || !info.codec.IsVideo()
+			g.c.OnPacketRTP(m, f, g.packetHandler(m, idx, info.clockRate, handle, cfg))
+			break
+		}
+	}
+	if len(g.ts) == 0 {
+		return errNoTracks
+	}
+	if _, err := g.c.Play(nil); err != nil {
+		return fmt.Errorf("PLAY: %w", err)
+	}
+	return nil
+}
+
+// depacketize turns one RTP packet into zero or more units (without track,
+// ntp and recv, which the caller fills in).
+type depacketize func(pkt *rtp.Packet) ([]unit, error)
+
+// recordable reports whether format f can be recorded and how.
+func (g *gortsplibConn) recordable(f format.Format, cfg connectConfig) (trackInfo, depacketize, bool) {
+	switch f := f.(type) {
+	case *format.H264:
+		d, err := f.CreateDecoder()
+		if err != nil {
+			return trackInfo{}, nil, false
+		}
+		info := trackInfo{codec: ringstore.CodecH264, clockRate: 90000, params: paramSets{sps: f.SPS, pps: f.PPS}}
+		return info, func(pkt *rtp.Packet) ([]unit, error) {
+			nalus, err := d.Decode(pkt)
+			if err != nil {
+				if errors.Is(err, rtph264.ErrMorePacketsNeeded) || errors.Is(err, rtph264.ErrNonStartingPacketAndNoPrevious) {
+					return nil, nil
+				}
+				return nil, err
+			}
+			return []unit{{ts: pkt.Timestamp, nalus: cloneAll(nalus)}}, nil
+		}, true
+	case *format.H265:
+		d, err := f.CreateDecoder()
+		if err != nil {
+			return trackInfo{}, nil, false
+		}
+		info := trackInfo{codec: ringstore.CodecH265, clockRate: 90000, params: paramSets{vps: f.VPS, sps: f.SPS, pps: f.PPS}}
+		return info, func(pkt *rtp.Packet) ([]unit, error) {
+			nalus, err := d.Decode(pkt)
+			if err != nil {
+				if errors.Is(err, rtph265.ErrMorePacketsNeeded) || errors.Is(err, rtph265.ErrNonStartingPacketAndNoPrevious) {
+					return nil, nil
+				}
+				return nil, err
+			}
+			return []unit{{ts: pkt.Timestamp, nalus: cloneAll(nalus)}}, nil
+		}, true
+	case *format.MPEG4Audio:
+		return aacDepacketizer(f)
+	case *format.MPEG4AudioLATM:
+		return latmDepacketizer(f)
+	case *format.G711:
+		d, err := f.CreateDecoder()
+		if err != nil {
+			return trackInfo{}, nil, false
+		}
+		codec := ringstore.CodecPCMA
+		if f.MULaw {
+			codec = ringstore.CodecPCMU
+		}
+		info := trackInfo{codec: codec, clockRate: f.ClockRate(), channels: f.ChannelCount}
+		return info, func(pkt *rtp.Packet) ([]unit, error) {
+			b, err := d.Decode(pkt)
+			if err != nil {
+				return nil, err
+			}
+			return []unit{{ts: pkt.Timestamp, data: clone(b)}}, nil
+		}, true
+	case *format.Opus:
+		d, err := f.CreateDecoder()
+		if err != nil {
+			return trackInfo{}, nil, false
+		}
+		info := trackInfo{codec: ringstore.CodecOpus, clockRate: 48000, channels: f.ChannelCount}
+		return info, func(pkt *rtp.Packet) ([]unit, error) {
+			b, err := d.Decode(pkt)
+			if err != nil {
+				return nil, err
+			}
+			return []unit{{ts: pkt.Timestamp, data: clone(b)}}, nil
+		}, true
+	}
+	return trackInfo{}, nil, false
+}
+
+func aacDepacketizer(f *format.MPEG4Audio) (trackInfo, depacketize, bool) {
+	if f.Config == nil {
+		return trackInfo{}, nil, false
+	}
+	asc, err := f.Config.Marshal()
+	if err != nil {
+		return trackInfo{}, nil, false
+	}
+	d, err := f.CreateDecoder()
+	if err != nil {
+		return trackInfo{}, nil, false
+	}
+	spf := aacSamplesPerFrame(f.Config.FrameLengthFlag)
+	info := trackInfo{codec: ringstore.CodecAAC, clockRate: f.ClockRate(), channels: f.Config.ChannelCount, config: asc}
+	return info, func(pkt *rtp.Packet) ([]unit, error) {
+		aus, err := d.Decode(pkt)
+		if err != nil {
+			if errors.Is(err, rtpmpeg4audio.ErrMorePacketsNeeded) {
+				return nil, nil
+			}
+			return nil, err
+		}
+		return audioUnits(pkt.Timestamp, spf, aus), nil
+	}, true
+}
+
+func latmDepacketizer(f *format.MPEG4AudioLATM) (trackInfo, depacketize, bool) {
+	asc, smc, ok := latmConfig(f.CPresent, f.StreamMuxConfig)
+	if !ok {
+		return trackInfo{}, nil, false
+	}
+	d, err := f.CreateDecoder()
+	if err != nil {
+		return trackInfo{}, nil, false
+	}
+	info := trackInfo{codec: ringstore.CodecAAC, clockRate: f.ClockRate(), channels: asc.ChannelCount}
+	info.config, err = asc.Marshal()
+	if err != nil {
+		return trackInfo{}, nil, false
+	}
+	spf := aacSamplesPerFrame(asc.FrameLengthFlag)
+	return info, func(pkt *rtp.Packet) ([]unit, error) {
+		el, err := d.Decode(pkt)
+		if err != nil {
+			return nil, nil //nolint:nilerr // more packets needed or a broken fragment: rtpfragmented resets itself
+		}
+		aus, err := latmAccessUnits(smc, el)
+		if err != nil {
+			return nil, err
+		}
+		return audioUnits(pkt.Timestamp, spf, aus), nil
+	}, true
+}
+
+// audioUnits spreads the access units of one packet over consecutive frame
+// times.
+func audioUnits(ts uint32, samplesPerFrame uint32, aus [][]byte) []unit {
+	out := make([]unit, 0, len(aus))
+	for i, au := range aus {
+		out = append(out, unit{ts: ts + uint32(i)*samplesPerFrame, data: clone(au)})
+	}
+	return out
+}
+
+func cloneAll(nalus [][]byte) [][]byte {
+	out := make([][]byte, len(nalus))
+	for i, n := range nalus {
+		out[i] = clone(n)
+	}
+	return out
+}
+
+// packetHandler returns the RTP callback of one track: depacketize, stamp
+// and deliver. It runs on gortsplib's goroutines, so it recovers from
+// panics in the depacketizers (bytes from the camera) and reports them as
+// decode errors instead of taking the process down.
+func (g *gortsplibConn) packetHandler(m *description.Media, idx, rate int, dec depacketize, cfg connectConfig) func(*rtp.Packet) {
+	return func(pkt *rtp.Packet) {
+		defer func() {
+			if r := recover(); r != nil {
+				cfg.decodeError(fmt.Errorf("depacketizer panicked on RTP packet: %v", r))
+			}
+		}()
+		units, err := dec(pkt)
+		if err != nil {
+			cfg.decodeError(err)
+			return
+		}
+		if len(units) == 0 {
+			return
+		}
+		recv := cfg.now()
+		for _, u := range units {
+			u.track = idx
+			u.recv = recv
+			if ntp, ok := g.c.PacketNTP(m, pkt); ok {
+				u.ntp = ntp.Add(time.Duration(int64(int32(u.ts-pkt.Timestamp)) * int64(time.Second) / int64(rate)))
+			}
+			cfg.deliver(u)
+		}
+	}
+}
