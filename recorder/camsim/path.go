@@ -159,14 +159,16 @@ func (p *path) releaseHeldLocked(drop bool) {
 
 // trackState is one track's RTP state in the pump.
 type trackState struct {
-	seq     uint16
-	ts0     uint32 // RTP time of the path's start
-	clock   int
-	ssrc    uint32 // learned from the first packet sent (gortsplib picks it)
-	sent    bool
-	packets uint32
-	octets  uint32
-	pkt     rtp.Packet
+	seq   uint16
+	ts0   uint32 // RTP time of the path's start
+	clock int
+	ssrc  uint32 // learned from the first packet sent (gortsplib picks it)
+	sent  bool
+	// srPending: a reader started; send a sender report after the next packet.
+	srPending bool
+	packets   uint32
+	octets    uint32
+	pkt       rtp.Packet
 }
 
 func newTrackState(clock int, pt uint8) trackState {
@@ -218,7 +220,7 @@ func (p *path) run(ctx context.Context, st *rtspStream) {
 			return
 		case <-timer.C:
 		case <-p.wake:
-			u.nextSR = time.Now()
+			u.video.srPending, u.audio.srPending = true, true
 		}
 		now := time.Now()
 		u.sendDue(now)
@@ -318,9 +320,11 @@ func (u *pump) sendDue(now time.Time) {
 	}
 	if !u.nextSR.After(now) {
 		if active {
-			u.sendReports(now, f)
+			u.sendReports(now, f, false)
 		}
 		u.nextSR = now.Add(p.srEvery)
+	} else if active && (u.video.srPending || u.audio.srPending) {
+		u.sendReports(now, f, true)
 	}
 	if f.malformed > 0 { // not sent: give them back
 		p.mu.Lock()
@@ -373,14 +377,16 @@ func (u *pump) sendAudio(jump time.Duration) {
 	u.p.stats.audioFrames.Add(1)
 }
 
-// sendReports sends an RTCP sender report on each track that has sent RTP:
-// the wall clock (shifted by the jump-ntp fault) and the RTP time of now.
-func (u *pump) sendReports(now time.Time, f faultState) {
+// sendReports sends an RTCP sender report on each track that has sent RTP
+// (only those with one pending if pendingOnly): the wall clock (shifted by
+// the jump-ntp fault) and the RTP time of now.
+func (u *pump) sendReports(now time.Time, f faultState, pendingOnly bool) {
 	since := now.Sub(u.t0)
 	for track, ts := range []*trackState{&u.video, &u.audio} {
-		if !ts.sent {
+		if !ts.sent || (pendingOnly && !ts.srPending) {
 			continue
 		}
+		ts.srPending = false
 		sr := &rtcp.SenderReport{
 			SSRC:        ts.ssrc,
 			NTPTime:     ntpTime(now.Add(f.jumpNTP)),
