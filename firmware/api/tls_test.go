@@ -38,7 +38,9 @@ func TestCertificateCreatedOnceAndServed(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}) }()
+	go func() {
+		done <- s.Run(ctx, ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}()
 
 	leaf, err := x509.ParseCertificate(cert.Certificate[0])
 	if err != nil {

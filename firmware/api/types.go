@@ -120,11 +120,11 @@ type Camera struct {
 
 // Recordings are the spans and gaps of one camera (GET /api/v1/recordings).
 type Recordings struct {
-	Camera string `json:"camera"`
+	Camera string    `json:"camera"`
 	From   time.Time `json:"from"`
 	To     time.Time `json:"to"`
-	Spans  []Span `json:"spans"`
-	Gaps   []Gap  `json:"gaps"`
+	Spans  []Span    `json:"spans"`
+	Gaps   []Gap     `json:"gaps"`
 }
 
 // Span is a time range of continuous footage.

@@ -74,7 +74,9 @@ func Root() *Command {
 Run "nvrd COMMAND --help" for a command's flags.`,
 		Sub: []*Command{
 			versionCommand(),
+			runCommand(),
 			camsimCommand(),
+			firmwareCommand(),
 		},
 	}
 }

@@ -1,0 +1,182 @@
+package appliance
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/nvrfw/nvr/firmware/api"
+	"github.com/nvrfw/nvr/firmware/events"
+	"github.com/nvrfw/nvr/recorder"
+	"github.com/nvrfw/nvr/recorder/clip"
+)
+
+// backend shows the appliance through the HTTP API.
+type backend struct{ a *App }
+
+var _ api.Backend = (*backend)(nil)
+
+func (b *backend) Authenticate(_ context.Context, token string) (api.Principal, error) {
+	for t, holder := range b.a.opts.APITokens {
+		if subtle.ConstantTimeCompare([]byte(t), []byte(token)) == 1 {
+			return api.Principal{Name: holder, Role: "admin"}, nil
+		}
+	}
+	return api.Principal{}, api.ErrUnauthorized
+}
+
+func (b *backend) Status(context.Context) (api.Status, error) {
+	a := b.a
+	host, _ := os.Hostname()
+	h := a.Health()
+	st := a.store.Stats()
+	out := api.Status{
+		Hostname: host, Version: a.opts.Version, Uptime: api.Duration(a.opts.Now().Sub(a.started)),
+		Healthy: h.OK, Problems: append(append([]string{}, h.Failing...), h.Warnings...),
+		Storage: api.StorageStatus{
+			CapacityBytes: st.Capacity, UsedBytes: st.Used, WriteBytesSec: st.WriteRate,
+			CommitP99: api.Duration(st.CommitLatencyP99), SuspectSlots: len(st.SuspectSlots),
+		},
+		Alarms:     []api.Alarm{},
+		Components: []api.Component{},
+	}
+	for _, s := range st.Streams {
+		if !s.First.IsZero() && (out.Storage.Oldest.IsZero() || s.First.Before(out.Storage.Oldest)) {
+			out.Storage.Oldest = s.First
+		}
+	}
+	if !out.Storage.Oldest.IsZero() {
+		out.Storage.Retention = api.Duration(a.opts.Now().Sub(out.Storage.Oldest))
+	}
+	for _, cs := range a.recorder.Statuses() {
+		out.Cameras.Total++
+		switch cs.State {
+		case recorder.StateRecording:
+			out.Cameras.Recording++
+		case recorder.StateBackoff, recorder.StateError:
+			out.Cameras.Offline++
+		}
+	}
+	for _, al := range a.hub.Alarms() {
+		out.Alarms = append(out.Alarms, api.Alarm{Time: al.Time, Source: al.Source, Severity: string(al.Severity), Message: al.Message})
+	}
+	for _, c := range a.sup.Status() {
+		out.Components = append(out.Components, api.Component{Name: c.Name, State: string(c.State), Restarts: c.Restarts, LastError: c.LastError})
+	}
+	return out, nil
+}
+
+func (b *backend) Cameras(context.Context) ([]api.Camera, error) {
+	out := []api.Camera{}
+	for _, cs := range b.a.recorder.Statuses() {
+		out = append(out, cameraView(cs))
+	}
+	return out, nil
+}
+
+func cameraView(cs recorder.Status) api.Camera {
+	c := api.Camera{
+		Name: cs.Name, URL: cs.URL, State: cs.State.String(), LastError: cs.LastError,
+		FPS: cs.FPS, BitrateBPS: cs.Bitrate, LastFrame: cs.LastFrame, Reconnects: int(cs.Reconnects),
+		FramesRecorded: int64(cs.FramesRecorded), FramesDropped: int64(cs.FramesDropped),
+	}
+	for _, t := range cs.Tracks {
+		if t.Codec.IsVideo() {
+			c.Codec, c.Width, c.Height = t.Codec.String(), t.Width, t.Height
+		} else if c.Audio == "" {
+			c.Audio = t.Codec.String()
+		}
+	}
+	return c
+}
+
+// knownStream reports whether name is a camera being recorded or a stream
+// the store holds footage of.
+func (b *backend) knownStream(name string) bool {
+	if _, ok := b.a.recorder.Status(name); ok {
+		return true
+	}
+	streams, err := b.a.store.Streams()
+	if err != nil {
+		return false
+	}
+	for _, s := range streams {
+		if s.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *backend) Recordings(_ context.Context, camera string, from, to time.Time) (api.Recordings, error) {
+	if !b.knownStream(camera) {
+		return api.Recordings{}, fmt.Errorf("camera %q: %w", camera, api.ErrNotFound)
+	}
+	spans, gaps, err := b.a.store.Spans(camera, from, to)
+	if err != nil {
+		return api.Recordings{}, fmt.Errorf("search recordings of %s: %w", camera, err)
+	}
+	out := api.Recordings{Camera: camera, From: from, To: to, Spans: []api.Span{}, Gaps: []api.Gap{}}
+	for _, s := range spans {
+		out.Spans = append(out.Spans, api.Span{Start: s.Start, End: s.End})
+	}
+	for _, g := range gaps {
+		out.Gaps = append(out.Gaps, api.Gap{Start: g.Start, End: g.End, Cause: g.Cause.String()})
+	}
+	return out, nil
+}
+
+func (b *backend) Export(ctx context.Context, camera string, from, to time.Time) (api.Clip, error) {
+	if !b.knownStream(camera) {
+		return nil, fmt.Errorf("camera %q: %w", camera, api.ErrNotFound)
+	}
+	plan, err := clip.Prepare(ctx, clip.SourceFunc(b.a.store.Frames), clip.Options{Stream: camera, From: from, To: to})
+	if errors.Is(err, clip.ErrNoFootage) {
+		return nil, fmt.Errorf("no footage of %s in that range: %w", camera, api.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("prepare export of %s: %w", camera, err)
+	}
+	return exportClip{plan}, nil
+}
+
+// exportClip serves a prepared clip.
+type exportClip struct{ p *clip.Plan }
+
+func (c exportClip) Name() string {
+	return fmt.Sprintf("%s-%s.mp4", c.p.Stream, c.p.Start.UTC().Format("20060102T150405Z"))
+}
+func (c exportClip) ModTime() time.Time { return c.p.End }
+func (c exportClip) Size() int64        { return c.p.Size() }
+func (c exportClip) WriteRange(ctx context.Context, w io.Writer, off, n int64) error {
+	return c.p.WriteRange(ctx, w, off, n)
+}
+
+func (b *backend) Subscribe(ctx context.Context) <-chan api.Event {
+	in := b.a.hub.Subscribe(ctx)
+	out := make(chan api.Event)
+	go func() {
+		defer close(out)
+		for ev := range in {
+			select {
+			case out <- eventView(ev):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}
+
+func eventView(ev events.Event) api.Event {
+	return api.Event{ID: ev.ID, Time: ev.Time, Kind: ev.Kind, Severity: string(ev.Severity), Source: ev.Source, Message: ev.Message, Data: ev.Data}
+}
+
+func (b *backend) Healthy(context.Context) (bool, []string) {
+	h := b.a.Health()
+	return h.OK, h.Failing
+}

@@ -1,0 +1,110 @@
+package appliance
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nvrfw/nvr/recorder"
+)
+
+// collector exposes the appliance's state to Prometheus, read at scrape time
+// from the store, the recorder, the event hub and the supervisor (the
+// components themselves keep no metrics registry).
+type collector struct {
+	a *App
+
+	capacity, used, writeRate, commitLast, commitP99, commits, durable, suspect, alarmsTotal *prometheus.Desc
+	retention, streamBytes                                                                   *prometheus.Desc
+	camUp, camFrames, camDropped, camReconnects, camBitrate, camFPS, camLastFrame            *prometheus.Desc
+	alarms, compRestarts, healthy                                                            *prometheus.Desc
+}
+
+func newCollector(a *App) *collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, labels, nil)
+	}
+	return &collector{
+		a:             a,
+		capacity:      d("nvr_store_capacity_bytes", "Bytes of all slots of the recording volume."),
+		used:          d("nvr_store_used_bytes", "Bytes of indexed footage."),
+		writeRate:     d("nvr_store_write_bytes_per_second", "Committed payload rate over the last minute."),
+		commitLast:    d("nvr_store_commit_latency_seconds", "Last commit's time from tick to acknowledgement."),
+		commitP99:     d("nvr_store_commit_latency_p99_seconds", "99th percentile commit latency over the last 1024 commits."),
+		commits:       d("nvr_store_commits_total", "Commits that wrote records."),
+		durable:       d("nvr_store_durable_seq", "Durable watermark (append sequence number)."),
+		suspect:       d("nvr_store_suspect_slots", "Slots sealed after a write or sync failure."),
+		alarmsTotal:   d("nvr_store_alarms_total", "Store faults detected since open."),
+		retention:     d("nvr_store_retention_seconds", "Footage held per stream (newest minus oldest).", "camera"),
+		streamBytes:   d("nvr_store_stream_bytes", "Bytes of footage held per stream.", "camera"),
+		camUp:         d("nvr_camera_recording", "1 when the camera's session is recording.", "camera", "state"),
+		camFrames:     d("nvr_camera_frames_recorded_total", "Frames the store took.", "camera"),
+		camDropped:    d("nvr_camera_frames_dropped_total", "Frames not recorded after recording started.", "camera"),
+		camReconnects: d("nvr_camera_reconnects_total", "Connection attempts after the first.", "camera"),
+		camBitrate:    d("nvr_camera_bitrate_bps", "Recorded bits per second.", "camera"),
+		camFPS:        d("nvr_camera_fps", "Recorded video frames per second.", "camera"),
+		camLastFrame:  d("nvr_camera_last_frame_timestamp_seconds", "Wall time of the last recorded frame.", "camera"),
+		alarms:        d("nvr_alarms_active", "Active alarms by severity.", "severity"),
+		compRestarts:  d("nvr_component_restarts_total", "Restarts of a supervised component.", "component"),
+		healthy:       d("nvr_healthy", "1 when recording is healthy (what the watchdog and /healthz use)."),
+	}
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	prometheus.DescribeByCollect(c, ch)
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	g := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	cnt := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	st := c.a.store.Stats()
+	g(c.capacity, float64(st.Capacity))
+	g(c.used, float64(st.Used))
+	g(c.writeRate, st.WriteRate)
+	g(c.commitLast, st.CommitLatency.Seconds())
+	g(c.commitP99, st.CommitLatencyP99.Seconds())
+	cnt(c.commits, float64(st.Commits))
+	g(c.durable, float64(st.Durable))
+	g(c.suspect, float64(len(st.SuspectSlots)))
+	cnt(c.alarmsTotal, float64(st.AlarmCount))
+	for _, s := range st.Streams {
+		if !s.First.IsZero() {
+			g(c.retention, s.Last.Sub(s.First).Seconds(), s.Name)
+		}
+		g(c.streamBytes, float64(s.Bytes), s.Name)
+	}
+	for _, cs := range c.a.recorder.Statuses() {
+		up := 0.0
+		if cs.State == recorder.StateRecording {
+			up = 1
+		}
+		g(c.camUp, up, cs.Name, cs.State.String())
+		cnt(c.camFrames, float64(cs.FramesRecorded), cs.Name)
+		cnt(c.camDropped, float64(cs.FramesDropped), cs.Name)
+		cnt(c.camReconnects, float64(cs.Reconnects), cs.Name)
+		g(c.camBitrate, cs.Bitrate, cs.Name)
+		g(c.camFPS, cs.FPS, cs.Name)
+		if !cs.LastFrame.IsZero() {
+			g(c.camLastFrame, float64(cs.LastFrame.UnixNano())/1e9, cs.Name)
+		}
+	}
+	bySev := map[string]float64{"info": 0, "warning": 0, "critical": 0}
+	for _, al := range c.a.hub.Alarms() {
+		bySev[string(al.Severity)]++
+	}
+	for sev, n := range bySev {
+		g(c.alarms, n, sev)
+	}
+	if c.a.sup != nil {
+		for _, s := range c.a.sup.Status() {
+			cnt(c.compRestarts, float64(s.Restarts), s.Name)
+		}
+	}
+	h := 0.0
+	if c.a.Health().OK {
+		h = 1
+	}
+	g(c.healthy, h)
+}

@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/nvrfw/nvr/firmware/appliance"
+	"github.com/nvrfw/nvr/recorder"
+)
+
+// cameraFlags collects repeated --camera NAME=URL flags.
+type cameraFlags []recorder.Camera
+
+func (c *cameraFlags) String() string {
+	names := make([]string, len(*c))
+	for i, cam := range *c {
+		names[i] = cam.Name
+	}
+	return strings.Join(names, ",")
+}
+
+func (c *cameraFlags) Set(v string) error {
+	name, url, ok := strings.Cut(v, "=")
+	if !ok || name == "" || url == "" {
+		return fmt.Errorf("want NAME=rtsp://[user:pass@]host[:port]/path, got %q", v)
+	}
+	cam := recorder.Camera{Name: name, URL: url}
+	if err := cam.Validate(); err != nil {
+		return err
+	}
+	for _, have := range *c {
+		if have.Name == name {
+			return fmt.Errorf("camera %q given twice", name)
+		}
+	}
+	*c = append(*c, cam)
+	return nil
+}
+
+// stringsFlag collects a repeated string flag.
+type stringsFlag []string
+
+func (s *stringsFlag) String() string     { return strings.Join(*s, ",") }
+func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
+
+func runCommand() *Command {
+	return &Command{
+		Name:    "run",
+		Summary: "record cameras: the appliance's long-lived process",
+		Usage: `Opens the recording volume, records every camera, serves the HTTP API, and
+keeps all of it running until SIGINT or SIGTERM, then shuts down cleanly (the
+last commit is made durable). Cameras come from the configuration and from
+--camera flags.
+
+examples:
+  nvrd run --data /data --camera lobby=rtsp://admin:secret@10.0.0.21/stream1
+  nvrd run --data ./var/store --camera cam1=rtsp://127.0.0.1:8554/cam1 --api 127.0.0.1:8080 --api-token demo`,
+		Flags: func(fs *flag.FlagSet) func(context.Context, Env, []string) error {
+			var (
+				data      = fs.String("data", "", "the formatted recording volume (see nvrd store format); required")
+				index     = fs.String("index", "", "the store's index file (default DATA/index.db)")
+				commit    = fs.Duration("commit-interval", time.Second, "store commit tick: the most footage a power cut can lose")
+				transport = fs.String("transport", "tcp", "RTP transport for --camera cameras: tcp, udp or multicast")
+				apiAddr   = fs.String("api", "127.0.0.1:8080", `HTTP API listen address ("" disables it)`)
+				tlsDir    = fs.String("api-tls-dir", "", "directory of the API's TLS certificate, made on first start (required unless --api is loopback)")
+				logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
+				cams      cameraFlags
+				tokens    stringsFlag
+			)
+			fs.Var(&cams, "camera", "NAME=URL of a camera to record (repeatable)")
+			fs.Var(&tokens, "api-token", "a bearer token the API accepts (repeatable; tokens are normally created on the console)")
+			return func(ctx context.Context, env Env, args []string) error {
+				if len(args) > 0 {
+					return usageErrorf("run takes no arguments, got %q", args)
+				}
+				if *data == "" {
+					return usageErrorf("--data is required")
+				}
+				var level slog.Level
+				if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+					return usageErrorf("--log-level: %v", err)
+				}
+				switch recorder.Transport(*transport) {
+				case recorder.TransportTCP, recorder.TransportUDP, recorder.TransportMulticast:
+				default:
+					return usageErrorf("--transport %q: want tcp, udp or multicast", *transport)
+				}
+				for i := range cams {
+					cams[i].Transport = recorder.Transport(*transport)
+				}
+				tokenMap := map[string]string{}
+				for i, t := range tokens {
+					if len(t) < 4 {
+						return usageErrorf("--api-token must be at least 4 characters")
+					}
+					tokenMap[t] = fmt.Sprintf("command-line token %d", i+1)
+				}
+				log := env.Logger(level)
+				return appliance.Run(ctx, appliance.Options{
+					DataDir: *data, IndexPath: *index, CommitInterval: *commit, Cameras: cams,
+					APIAddr: *apiAddr, APITLSDir: *tlsDir, APITokens: tokenMap,
+					Version: env.Version, Logger: log,
+					Ready: func(addr net.Addr) {
+						msg := fmt.Sprintf("nvrd: recording %d camera(s) into %s", len(cams), *data)
+						if addr != nil {
+							scheme := "http"
+							if *tlsDir != "" {
+								scheme = "https"
+							}
+							msg += fmt.Sprintf("; API on %s://%s/api/v1/status", scheme, addr)
+						}
+						fmt.Fprintln(env.Stderr, msg)
+					},
+				})
+			}
+		},
+	}
+}
