@@ -1,0 +1,456 @@
+package ringstore
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/nvrfw/nvr/ringstore/vfs"
+)
+
+// rebuiltSlot is what a scan of one slot file found.
+type rebuiltSlot struct {
+	hdr     slotHdr
+	entries []indexEntry // stream ids are positions in rebuilt.names
+}
+
+// rebuilt is an index reconstructed from the slot files alone.
+type rebuilt struct {
+	slots      []rebuiltSlot
+	names      []string // stream id -> name, in order of first appearance in the log
+	tracks     map[uint32][]Track
+	gen        uint64
+	head       int
+	checkpoint int64
+	evicted    bool
+}
+
+// scanVolume reads every slot of a volume and reconstructs its index. now and
+// maxAge apply the MaxAge rule as Open does.
+func scanVolume(ctx context.Context, fs vfs.FS, dir string, vol VolumeInfo, knobs testKnobs, now time.Time, maxAge time.Duration) (*rebuilt, error) {
+	rb := &rebuilt{slots: make([]rebuiltSlot, vol.Slots), tracks: map[uint32][]Track{}, head: -1}
+	type voided struct {
+		at  Position
+		v   voidBody
+		gen uint64
+	}
+	type tracked struct {
+		at     Position
+		stream string
+		tracks []Track
+	}
+	var voids []voided
+	var tabs []tracked
+	names := map[string]bool{}
+	type firstSeen struct {
+		at   Position
+		name string
+	}
+	var seen []firstSeen
+	tmpIDs := map[string]uint32{}
+	var tmpNames []string
+	for i := 0; i < vol.Slots; i++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		f, err := fs.Open(slotPath(dir, i))
+		if err != nil {
+			return nil, fmt.Errorf("open slot %d: %w", i, err)
+		}
+		rs := &rb.slots[i]
+		var prev uint64
+		first := true
+		accept := func(h recordHeader) bool {
+			if knobs.skipGenCheck {
+				return true
+			}
+			if first {
+				return h.gen > 0
+			}
+			return h.gen >= prev
+		}
+		end, err := scanSlot(f, vol.SlotSize, 0, accept, func(off int64, r *record, _ []byte) bool {
+			if first {
+				rs.hdr.baseGen = r.gen
+				first = false
+			}
+			prev = r.gen
+			rb.gen = max(rb.gen, r.gen)
+			pos := Position{Gen: r.gen, Offset: off}
+			switch r.kind {
+			case KindFrames:
+				id, ok := tmpIDs[r.stream]
+				if !ok {
+					id = uint32(len(tmpNames))
+					tmpIDs[r.stream] = id
+					tmpNames = append(tmpNames, r.stream)
+				}
+				if !names[r.stream] {
+					names[r.stream] = true
+				}
+				seen = append(seen, firstSeen{pos, r.stream})
+				r.sid = id
+				rs.entries = append(rs.entries, entryOf(r, i, off, int64(r.length)))
+				if r.flags&recTracks != 0 {
+					tabs = append(tabs, tracked{pos, r.stream, cloneTracks(r.tracks)})
+				}
+			case KindVoid:
+				voids = append(voids, voided{at: pos, v: r.void, gen: r.gen})
+			}
+			return true
+		})
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("scan slot %d: %w", i, err)
+		}
+		rs.hdr.end = end
+	}
+	for _, v := range voids {
+		if int(v.v.slot) >= vol.Slots {
+			continue
+		}
+		rs := &rb.slots[v.v.slot]
+		if rs.hdr.end == 0 || rs.hdr.baseGen > v.v.gen {
+			continue // the voided slot was reused since
+		}
+		keep := rs.entries[:0]
+		for _, e := range rs.entries {
+			if e.offset < v.v.offset {
+				keep = append(keep, e)
+			}
+		}
+		rs.entries = keep
+		rs.hdr.end = min(rs.hdr.end, v.v.offset)
+		rs.hdr.state = slotSuspect
+	}
+	var best uint64
+	used := 0
+	for i := range rb.slots {
+		h := &rb.slots[i].hdr
+		if h.end > 0 {
+			used++
+			if h.baseGen > best {
+				best, rb.head = h.baseGen, i
+			}
+		}
+	}
+	if rb.head >= 0 {
+		rb.checkpoint = rb.slots[rb.head].hdr.end
+	} else {
+		rb.head = 0
+	}
+	rb.evicted = used == vol.Slots
+	cutoff := now.Add(-maxAge).UnixNano()
+	for i := range rb.slots {
+		rs := &rb.slots[i]
+		if rs.hdr.end == 0 {
+			rs.hdr = slotHdr{state: rs.hdr.state}
+			rs.entries = nil
+			continue
+		}
+		for _, e := range rs.entries {
+			if rs.hdr.first == 0 || e.time0 < rs.hdr.first {
+				rs.hdr.first = e.time0
+			}
+			rs.hdr.last = max(rs.hdr.last, e.last)
+		}
+		if i == rb.head {
+			rs.hdr.state = slotHead
+		} else if rs.hdr.state != slotSuspect {
+			rs.hdr.state = slotSealed
+		}
+		if maxAge > 0 && i != rb.head && rs.hdr.last < cutoff {
+			rb.evicted = true
+			rs.hdr = slotHdr{baseGen: rs.hdr.baseGen, state: rs.hdr.state}
+			if rs.hdr.state != slotSuspect {
+				rs.hdr.state = slotFree
+			}
+			rs.entries = nil
+		}
+	}
+	// Stream ids in log order of first appearance among retained records.
+	sort.SliceStable(seen, func(a, b int) bool { return seen[a].at.Less(seen[b].at) })
+	remap := map[uint32]uint32{}
+	retained := map[string]bool{}
+	for _, rs := range rb.slots {
+		for _, e := range rs.entries {
+			retained[tmpNames[e.stream]] = true
+		}
+	}
+	for _, x := range seen {
+		if !retained[x.name] {
+			continue
+		}
+		if _, ok := remap[tmpIDs[x.name]]; !ok {
+			remap[tmpIDs[x.name]] = uint32(len(rb.names))
+			rb.names = append(rb.names, x.name)
+		}
+	}
+	for i := range rb.slots {
+		for j := range rb.slots[i].entries {
+			e := &rb.slots[i].entries[j]
+			e.stream = remap[e.stream]
+		}
+	}
+	sort.SliceStable(tabs, func(a, b int) bool { return tabs[a].at.Less(tabs[b].at) })
+	for _, t := range tabs {
+		if id, ok := remap[tmpIDs[t.stream]]; ok {
+			rb.tracks[id] = t.tracks
+		}
+	}
+	return rb, nil
+}
+
+// writeIndex writes rb as a complete index for vol at path (replacing it).
+func (rb *rebuilt) writeIndex(path string, vol VolumeInfo) error {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: true})
+	if err != nil {
+		return fmt.Errorf("create index %s: %w", path, err)
+	}
+	defer db.Close()
+	metas := map[uint32]*streamMeta{}
+	for id, name := range rb.names {
+		metas[uint32(id)] = &streamMeta{id: uint32(id), name: name, tracks: rb.tracks[uint32(id)]}
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if err := initBuckets(tx); err != nil {
+			return err
+		}
+		if err := putMetaIdentity(tx.Bucket(bktMeta), vol); err != nil {
+			return err
+		}
+		if rb.evicted {
+			if err := tx.Bucket(bktMeta).Put([]byte("evicted"), []byte{1}); err != nil {
+				return err
+			}
+		}
+		if err := putMeta(tx, rb.gen, rb.head, rb.checkpoint); err != nil {
+			return err
+		}
+		for i, rs := range rb.slots {
+			ss := map[uint32]*slotStream{}
+			for _, e := range rs.entries {
+				x := ss[e.stream]
+				if x == nil {
+					x = &slotStream{first: e.time0}
+					ss[e.stream] = x
+				}
+				x.first = min(x.first, e.time0)
+				x.last = max(x.last, e.last)
+				x.bytes += int64(e.length)
+				m := metas[e.stream]
+				if m.first == 0 || e.time0 < m.first {
+					m.first = e.time0
+				}
+				m.last = max(m.last, e.last)
+				m.bytes += int64(e.length)
+			}
+			if len(ss) == 0 {
+				ss = nil
+			}
+			if rs.hdr != (slotHdr{}) || ss != nil {
+				if err := putSlot(tx, i, rs.hdr, ss); err != nil {
+					return err
+				}
+			}
+		}
+		for _, m := range metas {
+			if err := putStream(tx, m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("write index %s: %w", path, err)
+	}
+	const batch = 50000
+	for i := range rb.slots {
+		es := rb.slots[i].entries
+		for len(es) > 0 {
+			n := min(batch, len(es))
+			if err := db.Update(func(tx *bolt.Tx) error { return putEntries(tx, es[:n]) }); err != nil {
+				return fmt.Errorf("write index %s: %w", path, err)
+			}
+			es = es[n:]
+		}
+	}
+	if err := db.Sync(); err != nil {
+		return fmt.Errorf("sync index %s: %w", path, err)
+	}
+	return db.Close()
+}
+
+// Rebuild makes a new index for the volume in dir from its slot files alone,
+// replacing the index at opts.IndexPath (written beside it, then renamed).
+// The store must not be open.
+func Rebuild(ctx context.Context, dir string, opts Options) error {
+	fs := opts.FS
+	if fs == nil {
+		fs = vfs.Default
+	}
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	vol, err := readVolume(fs, dir)
+	if err != nil {
+		return fmt.Errorf("rebuild %s: %w", dir, err)
+	}
+	rb, err := scanVolume(ctx, fs, dir, vol, opts.knobs, now(), opts.MaxAge)
+	if err != nil {
+		return fmt.Errorf("rebuild %s: %w", dir, err)
+	}
+	ip := indexPathOr(dir, opts.IndexPath)
+	tmp := ip + ".rebuild"
+	if ok, _ := vfs.Default.Exists(tmp); ok {
+		if err := vfs.Default.Remove(tmp); err != nil {
+			return fmt.Errorf("rebuild %s: remove stale %s: %w", dir, tmp, err)
+		}
+	}
+	if err := rb.writeIndex(tmp, vol); err != nil {
+		return fmt.Errorf("rebuild %s: %w", dir, err)
+	}
+	if err := vfs.Default.Rename(tmp, ip); err != nil {
+		return fmt.Errorf("rebuild %s: %w", dir, err)
+	}
+	if err := vfs.Default.SyncDir(filepath.Dir(ip)); err != nil {
+		return fmt.Errorf("rebuild %s: %w", dir, err)
+	}
+	return nil
+}
+
+// dumpIndex renders an index's logical content (stream names instead of
+// ids, free slots without history) for comparing two indexes.
+func dumpIndex(tx *bolt.Tx, slots int) (string, error) {
+	var b strings.Builder
+	m, err := loadMeta(tx)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(&b, "meta volume=%s gen=%d head=%d checkpoint=%d\n", m.volumeID, m.gen, m.head, m.checkpoint)
+	metas, err := loadStreams(tx)
+	if err != nil {
+		return "", err
+	}
+	hs, err := loadSlots(tx, slots)
+	if err != nil {
+		return "", err
+	}
+	for i, h := range hs {
+		if h.end == 0 && h.state != slotHead {
+			if h.state == slotSuspect {
+				fmt.Fprintf(&b, "slot %d suspect, empty\n", i)
+			}
+			continue
+		}
+		fmt.Fprintf(&b, "slot %d %s base=%d first=%d last=%d end=%d\n", i, h.state, h.baseGen, h.first, h.last, h.end)
+		ss := loadSlotStreams(tx, i)
+		var lines []string
+		for id, x := range ss {
+			lines = append(lines, fmt.Sprintf("  %s first=%d last=%d bytes=%d\n", metas[id].name, x.first, x.last, x.bytes))
+		}
+		sort.Strings(lines)
+		b.WriteString(strings.Join(lines, ""))
+	}
+	var lines []string
+	for _, sm := range metas {
+		if sm.bytes > 0 {
+			lines = append(lines, fmt.Sprintf("stream %s first=%d last=%d bytes=%d tracks=%x\n", sm.name, sm.first, sm.last, sm.bytes, appendTracks(nil, sm.tracks)))
+		}
+	}
+	sort.Strings(lines)
+	b.WriteString(strings.Join(lines, ""))
+	err = tx.Bucket(bktRecords).ForEach(func(k, v []byte) error {
+		e, err := parseEntry(k, v)
+		if err != nil {
+			return err
+		}
+		name := "?"
+		if sm := metas[e.stream]; sm != nil {
+			name = sm.name
+		}
+		fmt.Fprintf(&b, "rec %s t0=%d gen=%d off=%d slot=%d len=%d last=%d n=%d flags=%d cause=%d gs=%d\n",
+			name, e.time0, e.gen, e.offset, e.slot, e.length, e.last, e.frames, e.flags, e.cause, e.gapStart)
+		return nil
+	})
+	return b.String(), err
+}
+
+// checkIndexMatchesRebuild compares the live index with one rebuilt from the
+// slot files; it returns an error describing the first differences.
+func (s *Store) checkIndexMatchesRebuild() error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	var live string
+	if err := s.db.View(func(tx *bolt.Tx) (err error) {
+		live, err = dumpIndex(tx, s.vol.Slots)
+		return err
+	}); err != nil {
+		return fmt.Errorf("dump live index: %w", err)
+	}
+	rb, err := scanVolume(context.Background(), s.fs, s.dir, s.vol, s.opts.knobs, s.now(), s.opts.MaxAge)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "ringstore-rebuild")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	p := filepath.Join(tmp, "index.db")
+	if err := rb.writeIndex(p, s.vol); err != nil {
+		return err
+	}
+	db, err := bolt.Open(p, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var fresh string
+	if err := db.View(func(tx *bolt.Tx) (err error) {
+		fresh, err = dumpIndex(tx, s.vol.Slots)
+		return err
+	}); err != nil {
+		return err
+	}
+	if live == fresh {
+		return nil
+	}
+	return fmt.Errorf("index differs from its rebuild:\n%s", lineDiff(live, fresh, 12))
+}
+
+// lineDiff lists up to max lines only in a ("-") or only in b ("+").
+func lineDiff(a, b string, max int) string {
+	as, bs := strings.Split(a, "\n"), strings.Split(b, "\n")
+	inB := map[string]bool{}
+	for _, l := range bs {
+		inB[l] = true
+	}
+	inA := map[string]bool{}
+	for _, l := range as {
+		inA[l] = true
+	}
+	var out bytes.Buffer
+	n := 0
+	for _, l := range as {
+		if !inB[l] && n < max {
+			fmt.Fprintf(&out, "- live    %s\n", l)
+			n++
+		}
+	}
+	for _, l := range bs {
+		if !inA[l] && n < 2*max {
+			fmt.Fprintf(&out, "+ rebuilt %s\n", l)
+			n++
+		}
+	}
+	return out.String()
+}

@@ -1,0 +1,228 @@
+package ringstore
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+)
+
+// StreamWriter appends frames of one camera stream. Its methods are safe for
+// concurrent use, but frames of one track must arrive in time order.
+type StreamWriter struct {
+	s    *Store
+	name string
+	id   uint32
+
+	mu            sync.Mutex
+	frames        []pendFrame
+	data          []byte
+	tracks        []Track
+	tracksChanged bool
+	gap           *gapMark
+	last          map[uint8]int64
+}
+
+// pendFrame is an appended frame waiting for the next commit; its payload is
+// data[off:off+n] of its stream's pending buffer.
+type pendFrame struct {
+	track     uint8
+	t         int64
+	dts       time.Duration
+	key       bool
+	off, n    int
+	tracks    []Track // the new track table, when tracksSet
+	tracksSet bool
+	gap       *gapMark
+}
+
+type gapMark struct {
+	cause GapCause
+	at    int64
+}
+
+// Stream returns the writer for the named stream, creating it on first use.
+// Names are 1 to 255 bytes.
+func (s *Store) Stream(name string) (*StreamWriter, error) {
+	if name == "" || len(name) > 255 {
+		return nil, fmt.Errorf("stream name %q: must be 1 to 255 bytes", name)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if w, ok := s.streams[name]; ok {
+		return w, nil
+	}
+	w := &StreamWriter{s: s, name: name, last: map[uint8]int64{}}
+	s.metaMu.RLock()
+	var old *streamMeta
+	for _, m := range s.metas {
+		if m.name == name {
+			old = m
+			break
+		}
+	}
+	s.metaMu.RUnlock()
+	if old != nil {
+		w.id = old.id
+		w.setTracksLocked(old.tracks)
+		w.tracksChanged = false
+		// The writer's previous run ended with the store: the next
+		// record carries the restart gap.
+		w.gap = &gapMark{cause: GapStoreRestart, at: s.openedAt.UnixNano()}
+	} else {
+		w.id = s.nextID
+		s.nextID++
+	}
+	s.streams[name] = w
+	return w, nil
+}
+
+// Name returns the stream's name.
+func (w *StreamWriter) Name() string { return w.name }
+
+// SetTracks declares the stream's tracks; call it before the first frame and
+// whenever codec parameters change. The next frame's record carries the table.
+func (w *StreamWriter) SetTracks(tracks []Track) error {
+	seen := map[uint8]bool{}
+	for _, t := range tracks {
+		if seen[t.ID] {
+			return fmt.Errorf("stream %s: track id %d used twice", w.name, t.ID)
+		}
+		seen[t.ID] = true
+	}
+	if tracksSize(tracks) > 1<<20 {
+		return fmt.Errorf("stream %s: track table over 1 MiB", w.name)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.setTracksLocked(tracks)
+	return nil
+}
+
+func (w *StreamWriter) setTracksLocked(tracks []Track) {
+	w.tracks = cloneTracks(tracks)
+	w.tracksChanged = true
+}
+
+// MarkGap records a discontinuity: the next frame starts a new span, and the
+// gap before it has this cause.
+func (w *StreamWriter) MarkGap(cause GapCause, at time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.gap = &gapMark{cause: cause, at: at.UnixNano()}
+}
+
+// Append takes a copy of f for the next commit and returns its sequence
+// number (see Store.WaitDurable). It never waits for I/O: it returns
+// ErrBackpressure when the stream's backlog is full, ErrNonMonotonic when f
+// is older than the previous frame of its track, ErrClosed after Close.
+func (w *StreamWriter) Append(f Frame) (uint64, error) {
+	s := w.s
+	if s.isClosed() {
+		return 0, ErrClosed
+	}
+	if int64(len(f.Data)) > s.vol.SlotSize/4 {
+		return 0, fmt.Errorf("stream %s: frame of %d bytes is over a quarter slot (%d)", w.name, len(f.Data), s.vol.SlotSize/4)
+	}
+	if f.DTSOffset < 0 {
+		return 0, fmt.Errorf("stream %s: negative DTS offset %v", w.name, f.DTSOffset)
+	}
+	t := f.Time.UnixNano()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if last, ok := w.last[f.Track]; ok && t < last {
+		return 0, fmt.Errorf("stream %s track %d: %v before %v: %w", w.name, f.Track, f.Time, time.Unix(0, last), ErrNonMonotonic)
+	}
+	if int64(len(w.data)+len(f.Data)) > s.opts.MaxPendingBytes && len(w.frames) > 0 {
+		return 0, ErrBackpressure
+	}
+	w.last[f.Track] = t
+	pf := pendFrame{track: f.Track, t: t, dts: f.DTSOffset, key: f.Key, off: len(w.data), n: len(f.Data)}
+	if w.tracksChanged {
+		pf.tracks, pf.tracksSet = w.tracks, true
+		w.tracksChanged = false
+	}
+	if w.gap != nil {
+		pf.gap = w.gap
+		w.gap = nil
+	}
+	w.data = append(w.data, f.Data...)
+	w.frames = append(w.frames, pf)
+	return s.seq.Add(1), nil
+}
+
+// take hands the pending frames to the writer and resets the buffers.
+func (w *StreamWriter) take() ([]pendFrame, []byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	fs, data := w.frames, w.data
+	w.frames, w.data = nil, nil
+	return fs, data
+}
+
+// writers returns the stream writers ordered by id.
+func (s *Store) writers() []*StreamWriter {
+	s.mu.Lock()
+	ws := make([]*StreamWriter, 0, len(s.streams))
+	for _, w := range s.streams {
+		ws = append(ws, w)
+	}
+	s.mu.Unlock()
+	sort.Slice(ws, func(i, j int) bool { return ws[i].id < ws[j].id })
+	return ws
+}
+
+// buildRecords turns one stream's pending frames into records: a new record
+// at every video keyframe, track change or gap mark, and when the payload
+// would pass maxRecordBytes. cur is the track table in force before the
+// first frame; the table in force after the last is returned.
+func buildRecords(name string, id uint32, cur []Track, fs []pendFrame, data []byte) ([]*record, []Track) {
+	var recs []*record
+	var r *record
+	payload := 0
+	for i := range fs {
+		pf := &fs[i]
+		if pf.tracksSet {
+			cur = pf.tracks
+		}
+		video, hasVideo := trackKinds(cur, pf.track)
+		startKey := pf.key && (video || !hasVideo)
+		if r == nil || (startKey && video) || pf.tracksSet || pf.gap != nil || payload+pf.n > maxRecordBytes {
+			r = &record{kind: KindFrames, stream: name, sid: id, time0: pf.t}
+			if startKey {
+				r.flags |= recKey
+			}
+			if startKey || pf.tracksSet {
+				r.flags |= recTracks
+				r.tracks = cur
+			}
+			if pf.gap != nil {
+				r.flags |= recGap
+				r.gapCause = pf.gap.cause
+				r.gapStart = pf.gap.at
+			}
+			recs = append(recs, r)
+			payload = 0
+		}
+		r.frames = append(r.frames, Frame{Track: pf.track, Time: time.Unix(0, pf.t), DTSOffset: pf.dts, Key: pf.key, Data: data[pf.off : pf.off+pf.n : pf.off+pf.n]})
+		payload += pf.n
+	}
+	return recs, cur
+}
+
+// trackKinds reports whether track id is video in ts, and whether ts has any
+// video track.
+func trackKinds(ts []Track, id uint8) (video, hasVideo bool) {
+	for _, t := range ts {
+		if t.Codec.IsVideo() {
+			hasVideo = true
+			if t.ID == id {
+				video = true
+			}
+		}
+	}
+	return video, hasVideo
+}
