@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/pmp4"
 
 	"github.com/nvrfw/nvr/ringstore"
 )
@@ -162,8 +161,9 @@ type OmittedTrack struct {
 }
 
 // Plan is a prepared export: the clip's header is built and its size known;
-// Write and WriteRange re-read the frames and write the file. A Plan may be
-// written several times (each re-reads the source) but not concurrently.
+// Write and WriteRange re-read the frames and write the file. A Plan is
+// read-only once prepared: it may be written many times, concurrently (each
+// write opens its own reader), e.g. one per HTTP Range request.
 type Plan struct {
 	// Stream is the exported stream.
 	Stream string
@@ -186,15 +186,30 @@ type Plan struct {
 
 	src    Source
 	opts   Options
-	pres   pmp4.Presentation
-	tracks []*trackPlan // in pres order
+	tracks []*trackPlan // exported tracks, in MP4 order
 	byID   map[uint8]*trackPlan
-	header []byte // ftyp, moov and the mdat box header
+	order  []uint8 // mdat order: index in tracks of each sample
+	header []byte  // ftyp, moov and the mdat box header
 	size   int64
 }
 
 // Size returns the clip's total size in bytes.
 func (p *Plan) Size() int64 { return p.size }
+
+// Name returns a file name for the clip: the stream (characters outside
+// [A-Za-z0-9._-] replaced by '_') and its start time in UTC.
+func (p *Plan) Name() string {
+	safe := []byte(p.Stream)
+	for i, c := range safe {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			safe[i] = '_'
+		}
+	}
+	return string(safe) + "_" + p.Start.UTC().Format("20060102T150405Z") + ".mp4"
+}
+
+// ModTime returns the end of the clip's footage.
+func (p *Plan) ModTime() time.Time { return p.End }
 
 // HeaderSize returns the size of the clip's header (ftyp, moov, mdat box
 // header): bytes before it are served without reading footage.
@@ -220,9 +235,9 @@ func (p *Plan) Write(ctx context.Context, w io.Writer) (int64, error) {
 }
 
 // WriteRange writes bytes [off, off+n) of the clip to w, as an HTTP Range
-// request needs. Footage is read from the start of the clip up to the range
-// (frames before off are read and discarded); a range within the header
-// reads no footage.
+// request needs. A range within the header reads no footage; otherwise
+// footage is re-read from shortly before the range's first sample, not from
+// the start of the clip.
 func (p *Plan) WriteRange(ctx context.Context, w io.Writer, off, n int64) error {
 	if off < 0 || n < 0 || off+n > p.size {
 		return fmt.Errorf("clip: range %d+%d outside the clip's %d bytes", off, n, p.size)
@@ -233,7 +248,7 @@ func (p *Plan) WriteRange(ctx context.Context, w io.Writer, off, n int64) error 
 
 func (p *Plan) writeRange(ctx context.Context, w io.Writer, off, n int64) (int64, error) {
 	cw := &rangeWriter{w: w, skip: off, left: n}
-	report := func() { p.opts.progress(PhaseWrite, cw.written+off, p.size) }
+	report := func() { p.opts.progress(PhaseWrite, off+cw.written, p.size) }
 	report()
 	if _, err := cw.Write(p.header); err != nil && !errors.Is(err, errRangeDone) {
 		return cw.written, fmt.Errorf("clip: write header: %w", err)
@@ -242,29 +257,55 @@ func (p *Plan) writeRange(ctx context.Context, w io.Writer, off, n int64) (int64
 		report()
 		return cw.written, nil
 	}
+	// Find the first sample the range needs and where each track resumes.
+	k, pos := 0, int64(len(p.header))
+	next := make([]int, len(p.tracks))
+	for ; k < len(p.order); k++ {
+		tp := p.tracks[p.order[k]]
+		size := int64(tp.samples[next[tp.idx]].size)
+		if pos+size > off {
+			break
+		}
+		pos += size
+		next[tp.idx]++
+	}
+	cw.skip = max(off-pos, 0)
+	from := p.opts.From
+	if k > 0 {
+		// Re-read from a little before the earliest sample still needed:
+		// the store starts at the keyframe at or before it, and audio may
+		// be stored shortly before the video of the same time.
+		first := int64(math.MaxInt64)
+		for i, tp := range p.tracks {
+			if next[i] < len(tp.samples) {
+				first = min(first, tp.samples[next[i]].pts)
+			}
+		}
+		from = p.Start.Add(time.Duration(first) - rereadMargin)
+	}
 	to := p.opts.To
 	if p.CutReason != nil {
 		to = p.CutAt
 	}
-	r, err := p.src.Frames(p.Stream, p.opts.From, to)
+	r, err := p.src.Frames(p.Stream, from, to)
 	if err != nil {
 		return cw.written, fmt.Errorf("clip: reopen footage of %s: %w", p.Stream, err)
 	}
 	defer r.Close()
+	pl := &payloader{ctx: ctx, r: r, p: p, next: next, queue: make([][][]byte, len(p.tracks))}
 	last := cw.written
-	pl := newPayloader(ctx, r, p, func() {
+	for ; k < len(p.order) && cw.left > 0; k++ {
+		b, err := pl.get(p.tracks[p.order[k]])
+		if err != nil {
+			return cw.written, fmt.Errorf("clip: write samples: %w", err)
+		}
+		if _, err := cw.Write(b); err != nil && !errors.Is(err, errRangeDone) {
+			return cw.written, fmt.Errorf("clip: write samples: %w", err)
+		}
 		if cw.written-last >= 1<<20 {
 			last = cw.written
 			report()
 		}
-	})
-	// The header was written from p.header; pmp4 writes it again, then the
-	// samples in its interleaving order.
-	body := &rangeWriter{w: cw, skip: int64(len(p.header)), left: p.size - int64(len(p.header))}
-	p.bindPayloads(pl)
-	err = p.pres.Marshal(body)
-	if err != nil && !errors.Is(err, errRangeDone) {
-		return cw.written, fmt.Errorf("clip: write samples: %w", err)
 	}
 	report()
 	if cw.left != 0 {
@@ -272,6 +313,9 @@ func (p *Plan) writeRange(ctx context.Context, w io.Writer, off, n int64) (int64
 	}
 	return cw.written, nil
 }
+
+// rereadMargin is how far before a Range's first sample footage is re-read.
+const rereadMargin = 3 * time.Second
 
 // errRangeDone stops a write once its range is complete.
 var errRangeDone = errors.New("clip: range complete")
@@ -317,9 +361,7 @@ type trackPlan struct {
 	video   bool
 	params  paramSets // in-band parameter sets of the first keyframe
 	samples []sampleMeta
-	pmp4    *pmp4.Track
-	next    int // next sample the writer expects (payloader state)
-	queue   [][]byte
+	idx     int // index in Plan.tracks; -1 while not exported
 }
 
 // sampleMeta is what the scan keeps of a frame: 24 bytes, no payload.

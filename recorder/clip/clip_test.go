@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -244,26 +245,33 @@ func TestExportErrors(t *testing.T) {
 }
 
 func TestWriteRange(t *testing.T) {
-	rec := encode(t, encodeSpec{codec: ringstore.CodecH264, seconds: 3, audio: true})
+	rec := encode(t, encodeSpec{codec: ringstore.CodecH264, seconds: 12, audio: true})
 	src := newFakeSource()
 	src.add("cam1", rec, t0, nil)
 	ctx := context.Background()
-	p, err := Prepare(ctx, src, Options{Stream: "cam1", From: t0, To: sec(3)})
+	p, err := Prepare(ctx, src, Options{Stream: "cam1", From: t0, To: sec(12)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var whole bytes.Buffer
+	reads := src.reads.Load()
 	n, err := p.Write(ctx, &whole)
 	if err != nil || n != p.Size() || int64(whole.Len()) != p.Size() {
 		t.Fatalf("Write: %d bytes, %v; buffer %d, plan %d", n, err, whole.Len(), p.Size())
 	}
+	wholeReads := src.reads.Load() - reads
 	size, hdr := p.Size(), p.HeaderSize()
-	tests := []struct{ off, n int64 }{
-		{0, size}, {0, 1}, {0, hdr}, {hdr - 3, 10}, {hdr, 1}, {hdr + 1000, 5000},
-		{size / 2, size / 4}, {size - 1, 1}, {size, 0}, {7, 0},
+	tests := []struct {
+		off, n   int64
+		maxReads int64 // frames the range may read from the store
+	}{
+		{0, size, wholeReads}, {0, 1, 0}, {0, hdr, 0}, {hdr - 3, 10, wholeReads}, {hdr, 1, wholeReads},
+		{hdr + 1000, 5000, wholeReads}, {size / 2, size / 4, wholeReads}, {size - 1, 1, wholeReads / 2},
+		{size - 40000, 40000, wholeReads / 2}, {size, 0, 0}, {7, 0, 0},
 	}
 	for _, tc := range tests {
-		opens := src.opens
+		// Serially first, to count the frames each range reads.
+		opens, reads := src.opens.Load(), src.reads.Load()
 		var part bytes.Buffer
 		if err := p.WriteRange(ctx, &part, tc.off, tc.n); err != nil {
 			t.Fatalf("WriteRange(%d, %d): %v", tc.off, tc.n, err)
@@ -271,11 +279,32 @@ func TestWriteRange(t *testing.T) {
 		if !bytes.Equal(part.Bytes(), whole.Bytes()[tc.off:tc.off+tc.n]) {
 			t.Fatalf("WriteRange(%d, %d): %d bytes differ from the whole file's", tc.off, tc.n, part.Len())
 		}
-		if tc.off+tc.n <= hdr && src.opens != opens {
-			t.Errorf("WriteRange(%d, %d) inside the header read footage", tc.off, tc.n)
+		if r := src.reads.Load() - reads; r > tc.maxReads {
+			t.Errorf("WriteRange(%d, %d) read %d frames, want at most %d", tc.off, tc.n, r, tc.maxReads)
+		}
+		if tc.off+tc.n <= hdr && src.opens.Load() != opens {
+			t.Errorf("WriteRange(%d, %d) inside the header opened a reader", tc.off, tc.n)
 		}
 	}
+	// Then all at once: a Plan serves concurrent Range requests.
+	var wg sync.WaitGroup
+	for _, tc := range tests {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var part bytes.Buffer
+			if err := p.WriteRange(ctx, &part, tc.off, tc.n); err != nil {
+				t.Errorf("concurrent WriteRange(%d, %d): %v", tc.off, tc.n, err)
+			} else if !bytes.Equal(part.Bytes(), whole.Bytes()[tc.off:tc.off+tc.n]) {
+				t.Errorf("concurrent WriteRange(%d, %d): bytes differ", tc.off, tc.n)
+			}
+		}()
+	}
+	wg.Wait()
 	if err := p.WriteRange(ctx, &bytes.Buffer{}, size-1, 2); err == nil {
 		t.Error("WriteRange past the end: no error")
+	}
+	if name := p.Name(); name != "cam1_20261125T120000Z.mp4" {
+		t.Errorf("Name %q", name)
 	}
 }

@@ -2,6 +2,7 @@ package clip
 
 import (
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/nvrfw/nvr/ringstore"
@@ -22,7 +23,8 @@ type fakeEntry struct {
 // on to Data are caught.
 type fakeSource struct {
 	streams map[string][]fakeEntry
-	opens   int
+	opens   atomic.Int64 // readers opened
+	reads   atomic.Int64 // frames returned by all readers
 }
 
 func newFakeSource() *fakeSource { return &fakeSource{streams: map[string][]fakeEntry{}} }
@@ -47,7 +49,7 @@ func (s *fakeSource) add(stream string, rec recording, base time.Time, gap *ring
 }
 
 func (s *fakeSource) Frames(stream string, from, to time.Time) (FrameReader, error) {
-	s.opens++
+	s.opens.Add(1)
 	es := s.streams[stream]
 	hasVideo := false
 	for _, e := range es {
@@ -80,7 +82,7 @@ func (s *fakeSource) Frames(stream string, from, to time.Time) (FrameReader, err
 			table = e.tracks
 		}
 	}
-	return &fakeReader{es: es[start:], to: to, table: table}, nil
+	return &fakeReader{es: es[start:], to: to, table: table, reads: &s.reads}, nil
 }
 
 type fakeReader struct {
@@ -90,6 +92,7 @@ type fakeReader struct {
 	sent   bool
 	buf    []byte
 	closed bool
+	reads  *atomic.Int64
 }
 
 func (r *fakeReader) Next() (ringstore.ReadFrame, error) {
@@ -106,6 +109,7 @@ func (r *fakeReader) Next() (ringstore.ReadFrame, error) {
 		if !r.sent {
 			rf.Tracks, r.sent = r.table, true
 		}
+		r.reads.Add(1)
 		r.buf = append(r.buf[:0], e.frame.Data...)
 		rf.Data = r.buf
 		return rf, nil

@@ -107,7 +107,7 @@ func (p *Plan) newTable(st *scanState, rf ringstore.ReadFrame) bool {
 				p.Omitted = append(p.Omitted, OmittedTrack{Track: t, Reason: err.Error()})
 				continue
 			}
-			p.byID[t.ID] = &trackPlan{track: t, video: t.Codec.IsVideo()}
+			p.byID[t.ID] = &trackPlan{track: t, video: t.Codec.IsVideo(), idx: -1}
 			st.hasVideo = st.hasVideo || t.Codec.IsVideo()
 		}
 		return false
@@ -195,6 +195,7 @@ func (p *Plan) build() error {
 	}
 	sort.Ints(ids)
 	var end int64
+	var pres pmp4.Presentation
 	for _, id := range ids {
 		tp := p.byID[uint8(id)]
 		if len(tp.samples) == 0 {
@@ -217,17 +218,20 @@ func (p *Plan) build() error {
 		if err != nil {
 			return fmt.Errorf("clip: %s track %d: %w", p.Stream, tp.track.ID, err)
 		}
-		tp.pmp4 = pt
+		tp.idx = len(p.tracks)
 		p.tracks = append(p.tracks, tp)
-		p.pres.Tracks = append(p.pres.Tracks, pt)
+		pres.Tracks = append(pres.Tracks, pt)
 		p.Tracks = append(p.Tracks, TrackInfo{Track: tp.track, MP4ID: pt.ID, Samples: len(tp.samples), Duration: dur})
 		end = max(end, int64(dur)+tp.samples[0].pts-tp.samples[0].dtsOff)
 	}
 	if len(p.tracks) == 0 {
 		return fmt.Errorf("%w: %s has no exportable track in the range", ErrNoFootage, p.Stream)
 	}
+	if len(p.tracks) > math.MaxUint8 {
+		return fmt.Errorf("clip: %s has %d tracks, more than %d", p.Stream, len(p.tracks), math.MaxUint8)
+	}
 	p.End = p.Start.Add(time.Duration(end))
-	return p.render()
+	return p.render(&pres)
 }
 
 // ticks converts a duration to units of rate per second, rounding.
@@ -297,25 +301,32 @@ func defaultDuration(video bool, rate uint32) int64 {
 	return 1024
 }
 
-// errSizing stops the sizing marshal at the first sample payload.
-var errSizing = errors.New("clip: header rendered")
-
-// render marshals the header once (stopping before the first payload) to
-// learn its bytes and the clip's size.
-func (p *Plan) render() error {
+// render marshals the clip once with empty payloads: the bytes written
+// before the first payload is asked for are the header (ftyp, moov, mdat box
+// header), and the order payloads are asked for is the mdat order.
+func (p *Plan) render(pres *pmp4.Presentation) error {
 	var hdr headerBuffer
-	for _, t := range p.pres.Tracks {
-		for _, s := range t.Samples {
-			s.GetPayload = func() ([]byte, error) { return nil, errSizing }
+	p.order = make([]uint8, 0, p.samples())
+	for i := range p.tracks {
+		get := func() ([]byte, error) {
+			if hdr.header == nil {
+				hdr.header = hdr.b
+			}
+			p.order = append(p.order, uint8(i))
+			return nil, nil
+		}
+		for _, s := range pres.Tracks[i].Samples {
+			s.GetPayload = get
 		}
 	}
-	if err := p.pres.Marshal(&hdr); !errors.Is(err, errSizing) {
-		if err == nil {
-			err = errors.New("no sample requested")
-		}
+	if err := pres.Marshal(&hdr); err != nil {
 		return fmt.Errorf("clip: render MP4 header: %w", err)
 	}
-	p.header = hdr.b
+	if hdr.header == nil || len(hdr.b) != len(hdr.header) || len(p.order) != p.samples() {
+		return fmt.Errorf("clip: render MP4 header: muxer wrote %d bytes and %d of %d samples unexpectedly",
+			len(hdr.b), len(p.order), p.samples())
+	}
+	p.header = hdr.header
 	var data int64
 	for _, tp := range p.tracks {
 		for _, s := range tp.samples {
@@ -332,50 +343,40 @@ func (p *Plan) render() error {
 	return nil
 }
 
-type headerBuffer struct{ b []byte }
+func (p *Plan) samples() int {
+	n := 0
+	for _, tp := range p.tracks {
+		n += len(tp.samples)
+	}
+	return n
+}
+
+type headerBuffer struct{ b, header []byte }
 
 func (h *headerBuffer) Write(b []byte) (int, error) {
 	h.b = append(h.b, b...)
 	return len(b), nil
 }
 
-// payloader serves sample payloads to pmp4 in its interleaving order while
-// reading the footage once, in store order (second pass). Frames read ahead
-// of their turn wait in their track's queue, bounded by MaxBuffered.
+// payloader serves sample payloads in mdat order while reading the footage
+// once, in store order (second pass). Frames read ahead of their turn wait
+// in their track's queue, bounded by MaxBuffered. Each write has its own.
 type payloader struct {
 	ctx      context.Context
 	r        FrameReader
 	p        *Plan
-	tick     func()
+	next     []int      // per exported track: next sample expected from the store
+	queue    [][][]byte // per exported track: payloads read ahead
 	buffered int64
 	reads    int
 }
 
-func newPayloader(ctx context.Context, r FrameReader, p *Plan, tick func()) *payloader {
-	for _, tp := range p.tracks {
-		tp.next, tp.queue = 0, nil
-	}
-	return &payloader{ctx: ctx, r: r, p: p, tick: tick}
-}
-
-// bindPayloads points every sample of the presentation at pl.
-func (p *Plan) bindPayloads(pl *payloader) {
-	for _, tp := range p.tracks {
-		get := func() ([]byte, error) { return pl.get(tp) }
-		for _, s := range tp.pmp4.Samples {
-			s.GetPayload = get
-		}
-	}
-}
-
-// get returns the payload of want's next sample (pmp4 asks for each
-// track's samples in order).
+// get returns the payload of want's next sample.
 func (pl *payloader) get(want *trackPlan) ([]byte, error) {
-	defer pl.tick()
-	if len(want.queue) > 0 {
-		b := want.queue[0]
-		want.queue[0] = nil
-		want.queue = want.queue[1:]
+	if q := pl.queue[want.idx]; len(q) > 0 {
+		b := q[0]
+		q[0] = nil
+		pl.queue[want.idx] = q[1:]
 		pl.buffered -= int64(len(b))
 		return b, nil
 	}
@@ -388,30 +389,31 @@ func (pl *payloader) get(want *trackPlan) ([]byte, error) {
 		}
 		rf, err := pl.r.Next()
 		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%w: footage ends before frame %d of track %d", ErrSourceChanged, want.next, want.track.ID)
+			return nil, fmt.Errorf("%w: footage ends before frame %d of track %d", ErrSourceChanged, pl.next[want.idx], want.track.ID)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("read footage: %w", err)
 		}
 		tp := pl.p.byID[rf.Track]
-		if tp == nil || tp.pmp4 == nil || tp.next >= len(tp.samples) {
+		if tp == nil || tp.idx < 0 || pl.next[tp.idx] >= len(tp.samples) {
 			continue
 		}
-		s := tp.samples[tp.next]
+		i := pl.next[tp.idx]
+		s := tp.samples[i]
 		pts := int64(rf.Time.Sub(pl.p.Start))
 		if pts < s.pts {
-			continue // skipped by the scan
+			continue // skipped by the scan, or before the range
 		}
-		if pts != s.pts || uint32(len(rf.Data)) != s.size || len(rf.Data) != int(s.size) {
+		if pts != s.pts || len(rf.Data) != int(s.size) {
 			return nil, fmt.Errorf("%w: track %d frame %d is at %v with %d bytes, expected %v with %d",
-				ErrSourceChanged, tp.track.ID, tp.next, time.Duration(pts), len(rf.Data), time.Duration(s.pts), s.size)
+				ErrSourceChanged, tp.track.ID, i, time.Duration(pts), len(rf.Data), time.Duration(s.pts), s.size)
 		}
-		tp.next++
+		pl.next[tp.idx]++
 		if tp == want {
 			return rf.Data, nil
 		}
 		b := append([]byte(nil), rf.Data...)
-		tp.queue = append(tp.queue, b)
+		pl.queue[tp.idx] = append(pl.queue[tp.idx], b)
 		pl.buffered += int64(len(b))
 		if pl.buffered > pl.p.opts.MaxBuffered {
 			return nil, fmt.Errorf("clip: tracks interleave more than %d bytes apart in the store", pl.p.opts.MaxBuffered)
