@@ -2,8 +2,10 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	_ "embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -286,7 +288,12 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	size := clip.Size()
-	off, n, partial, err := parseByteRange(r.Header.Get("Range"), size)
+	etag := clipETag(clip)
+	rangeHdr := r.Header.Get("Range")
+	if ir := r.Header.Get("If-Range"); ir != "" && ir != etag {
+		rangeHdr = "" // the clip changed since the client's earlier ranges: send it whole
+	}
+	off, n, partial, err := parseByteRange(rangeHdr, size)
 	if err != nil {
 		w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", size))
 		writeError(w, http.StatusRequestedRangeNotSatisfiable, err)
@@ -295,6 +302,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "video/mp4")
 	h.Set("Accept-Ranges", "bytes")
+	h.Set("ETag", etag)
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": clip.Name()}))
 	h.Set("Last-Modified", clip.ModTime().UTC().Format(http.TimeFormat))
 	h.Set("Content-Length", strconv.FormatInt(n, 10))
@@ -313,6 +321,14 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		s.opts.Logger.Warn("export aborted", "camera", q.camera, "err", err)
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// clipETag identifies a clip's bytes: a range request for an open-ended
+// range ("to=now") resolves to a longer clip each time, and a client must use
+// If-Range with this tag to avoid stitching parts of different clips.
+func clipETag(c Clip) string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s|%d|%d", c.Name(), c.Size(), c.ModTime().UnixNano())))
+	return `"` + hex.EncodeToString(sum[:12]) + `"`
 }
 
 // parseByteRange interprets a Range header against a resource of size bytes.

@@ -221,6 +221,18 @@ func TestExportRange(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); ct != "video/mp4" {
 		t.Errorf("Content-Type %q", ct)
 	}
+	etag := resp.Header.Get("ETag")
+	if etag == "" {
+		t.Fatal("export without ETag")
+	}
+	resp, body = get(t, ts, "/api/v1/export?camera=cam1&from=-1h", "good-token", "Range", "bytes=10-19", "If-Range", etag)
+	if resp.StatusCode != http.StatusPartialContent || len(body) != 10 {
+		t.Errorf("If-Range with the current ETag: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	resp, body = get(t, ts, "/api/v1/export?camera=cam1&from=-1h", "good-token", "Range", "bytes=10-19", "If-Range", `"stale"`)
+	if resp.StatusCode != http.StatusOK || len(body) != len(fb.clip) {
+		t.Errorf("If-Range with a stale ETag: %d, %d bytes; want the whole clip", resp.StatusCode, len(body))
+	}
 	resp, _ = get(t, ts, "/api/v1/export?camera=cam1&from=-1h", "good-token", "Range", "bytes=999999-")
 	if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable {
 		t.Errorf("unsatisfiable range: status %d", resp.StatusCode)

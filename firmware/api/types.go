@@ -2,7 +2,9 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 )
@@ -157,4 +159,14 @@ type Duration time.Duration
 // MarshalJSON writes the duration as seconds.
 func (d Duration) MarshalJSON() ([]byte, error) {
 	return []byte(formatSeconds(time.Duration(d))), nil
+}
+
+// UnmarshalJSON reads a duration written as seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var secs float64
+	if err := json.Unmarshal(b, &secs); err != nil {
+		return fmt.Errorf("duration: want seconds as a number: %w", err)
+	}
+	*d = Duration(time.Duration(secs * float64(time.Second)))
+	return nil
 }
