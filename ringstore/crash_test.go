@@ -1,0 +1,510 @@
+package ringstore
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nvrfw/nvr/ringstore/vfs"
+	"github.com/nvrfw/nvr/ringstore/vfs/memfs"
+)
+
+// The crash harness runs a deterministic workload against a store on
+// memfs and, at mutating file-system operations, takes crash states: what a
+// power cut at that instant could leave (a memfs CrashClone variant), the
+// index as committed then (snapshotIndex into a fresh file), and which
+// appends were acknowledged (seq <= Durable()). Each crash state is then
+// recovered and checked (crashcheck_test.go). bbolt cannot run on memfs, so
+// the index lives in a real directory; crashSplitFS routes it there.
+
+var crashLong = flag.Bool("long", false, "crash tests: take every crash variant at every operation, crash during more recoveries")
+
+// crashVolDir is the volume directory inside memfs.
+const crashVolDir = "/vol"
+
+// crashConfig is one harness run.
+type crashConfig struct {
+	spec     crashWorkloadSpec
+	slots    int
+	slotSize int64
+	// every takes crash states at every nth mutating operation (1: each).
+	every int
+	// variants returns the crash variants taken at operation n.
+	variants func(n int) []memfs.CrashOptions
+	// recoverEvery also crashes at every operation of the recovery of
+	// every nth crash state (0: never).
+	recoverEvery int
+	// rebuildEvery compares the recovered index with one rebuilt from the
+	// slot files for every nth crash state (0: never).
+	rebuildEvery int
+	// stopAtOp, when > 0, takes one crash state at exactly that operation
+	// and stops the workload there (FuzzCrash).
+	stopAtOp int
+	// knobs and formatKnobs are the store's test switches (bug injection).
+	knobs, formatKnobs testKnobs
+	// workers verify crash states in parallel; 0: GOMAXPROCS.
+	workers int
+}
+
+// crashDefaultVariants: at every operation the harshest state (no unsynced data,
+// only synced directory entries), plus one other variant in rotation.
+func crashDefaultVariants(n int) []memfs.CrashOptions {
+	seed := uint64(n)
+	rot := []memfs.CrashOptions{
+		{Data: memfs.DataTorn, Seed: seed},
+		{Data: memfs.DataRandom, ZeroLost: true, Seed: seed},
+		{Data: memfs.DataAll, Dirs: memfs.DirsAll, Seed: seed},
+		{Data: memfs.DataRandom, Dirs: memfs.DirsRandom, Seed: seed},
+		{Data: memfs.DataNone, ZeroLost: true, Seed: seed},
+		{Data: memfs.DataTorn, ZeroLost: true, Seed: seed},
+	}
+	return []memfs.CrashOptions{{Seed: seed}, rot[n%len(rot)]}
+}
+
+// crashAllVariants: every variant, random ones with two seeds.
+func crashAllVariants(n int) []memfs.CrashOptions {
+	seed := uint64(n)
+	return []memfs.CrashOptions{
+		{Seed: seed},
+		{Data: memfs.DataNone, ZeroLost: true, Seed: seed},
+		{Data: memfs.DataTorn, Seed: seed},
+		{Data: memfs.DataTorn, ZeroLost: true, Seed: seed},
+		{Data: memfs.DataRandom, Seed: seed},
+		{Data: memfs.DataRandom, ZeroLost: true, Dirs: memfs.DirsRandom, Seed: seed + 1<<32},
+		{Data: memfs.DataAll, Dirs: memfs.DirsAll, Seed: seed},
+	}
+}
+
+// crashState is one simulated power cut, ready to be recovered.
+type crashState struct {
+	id      int
+	op      memfs.Op
+	opts    memfs.CrashOptions
+	fs      *memfs.FS
+	index   []byte // the index file as committed at the crash
+	durable uint64 // every seq <= durable was acknowledged before the crash
+	flushed uint64 // every seq <= flushed was appended before the last completed Flush
+	tick    int    // the workload tick during which the crash happened
+	depth   int    // 0: crash of the workload; 1: crash during a recovery
+	parent  int    // depth 1: the crash state being recovered
+}
+
+func (st *crashState) String() string {
+	s := fmt.Sprintf("state %d (tick %d, op %v, %v, durable %d)", st.id, st.tick, st.op, st.opts, st.durable)
+	if st.depth > 0 {
+		s += fmt.Sprintf(" during recovery of state %d", st.parent)
+	}
+	return s
+}
+
+// crashHarness runs one crashConfig.
+type crashHarness struct {
+	tb     testing.TB
+	cfg    crashConfig
+	w      *crashWorkload
+	idxDir string
+
+	mu         sync.Mutex
+	store      *Store
+	tick       int
+	flushed    uint64
+	pending    []*crashState
+	floors     [][]uint64 // per tick, per stream: the oldest frame index readable after the tick
+	violations []string
+	nextID     int
+	stopped    bool
+
+	checked atomic.Int64 // crash states verified
+	work    chan *crashState
+	wg      sync.WaitGroup
+}
+
+// crashSplitFS is the store's FS in the harness: the index directory on the
+// operating system (bbolt needs a real file), everything else on memfs.
+type crashSplitFS struct {
+	vol   vfs.FS
+	osDir string
+}
+
+func (f crashSplitFS) pick(name string) vfs.FS {
+	if strings.HasPrefix(filepath.Clean(name), f.osDir+string(filepath.Separator)) {
+		return vfs.Default
+	}
+	return f.vol
+}
+
+func (f crashSplitFS) Create(name string) (vfs.File, error) { return f.pick(name).Create(name) }
+func (f crashSplitFS) Open(name string) (vfs.File, error)   { return f.pick(name).Open(name) }
+func (f crashSplitFS) OpenReadWrite(name string) (vfs.File, error) {
+	return f.pick(name).OpenReadWrite(name)
+}
+func (f crashSplitFS) Rename(o, n string) error          { return f.pick(o).Rename(o, n) }
+func (f crashSplitFS) Remove(name string) error          { return f.pick(name).Remove(name) }
+func (f crashSplitFS) MkdirAll(dir string) error         { return f.pick(dir).MkdirAll(dir) }
+func (f crashSplitFS) List(dir string) ([]string, error) { return f.pick(dir).List(dir) }
+func (f crashSplitFS) Exists(name string) (bool, error)  { return f.pick(name).Exists(name) }
+func (f crashSplitFS) SyncDir(dir string) error          { return f.pick(dir).SyncDir(dir) }
+
+// crashIndexDir returns a directory for the crash states' index files: on
+// tmpfs when there is one (bbolt fsyncs every commit), else under t.TempDir.
+func crashIndexDir(tb testing.TB) string {
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		d, err := os.MkdirTemp("/dev/shm", "nvr-crash-")
+		if err == nil {
+			tb.Cleanup(func() { os.RemoveAll(d) })
+			return d
+		}
+	}
+	return tb.TempDir()
+}
+
+// runCrashHarness runs the workload, checks every crash state it takes, and
+// returns the violations found (the caller decides whether they are
+// expected) and the number of crash states checked.
+func runCrashHarness(tb testing.TB, cfg crashConfig) ([]string, int64) {
+	tb.Helper()
+	if cfg.workers <= 0 {
+		cfg.workers = runtime.GOMAXPROCS(0)
+	}
+	if cfg.every <= 0 {
+		cfg.every = 1
+	}
+	if cfg.variants == nil {
+		cfg.variants = crashDefaultVariants
+	}
+	h := &crashHarness{tb: tb, cfg: cfg, w: planCrashWorkload(cfg.spec), idxDir: crashIndexDir(tb)}
+	h.work = make(chan *crashState, 2*cfg.workers)
+	for range cfg.workers {
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			for st := range h.work {
+				h.verify(st)
+			}
+		}()
+	}
+	err := h.run()
+	h.dispatch(len(h.floors))
+	close(h.work)
+	h.wg.Wait()
+	if err != nil {
+		h.violate(nil, "workload: %v", err)
+	}
+	return h.violations, h.checked.Load()
+}
+
+// violate records a broken invariant.
+func (h *crashHarness) violate(st *crashState, format string, a ...any) {
+	msg := fmt.Sprintf(format, a...)
+	if st != nil {
+		msg = st.String() + ": " + msg
+	}
+	h.mu.Lock()
+	h.violations = append(h.violations, msg)
+	h.mu.Unlock()
+}
+
+// run formats the volume, opens the store with the hook installed, and
+// plays the workload.
+func (h *crashHarness) run() error {
+	ctx := context.Background()
+	m := memfs.New()
+	fsys := crashSplitFS{vol: m, osDir: h.idxDir}
+	if err := m.MkdirAll(crashVolDir); err != nil {
+		return err
+	}
+	if err := m.SyncDir("/"); err != nil {
+		return err
+	}
+	indexPath := filepath.Join(h.idxDir, "live.db")
+	_, err := Format(ctx, crashVolDir, FormatOptions{
+		FS: fsys, Size: int64(h.cfg.slots) * h.cfg.slotSize, SlotSize: h.cfg.slotSize,
+		IndexPath: indexPath, knobs: h.cfg.formatKnobs,
+	})
+	if err != nil {
+		return fmt.Errorf("format: %w", err)
+	}
+	s, err := Open(ctx, crashVolDir, h.storeOptions(fsys, indexPath))
+	if err != nil {
+		return fmt.Errorf("open: %w", err)
+	}
+	h.mu.Lock()
+	h.store = s
+	h.mu.Unlock()
+	m.SetHook(func(op memfs.Op) { h.onOp(m, op) })
+	err = h.play(ctx, s)
+	if cerr := s.Close(); err == nil && cerr != nil && !h.isStopped() {
+		err = fmt.Errorf("close: %w", cerr)
+	}
+	m.SetHook(nil)
+	return err
+}
+
+func (h *crashHarness) isStopped() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.stopped
+}
+
+// storeOptions are the options every store of the harness opens with.
+func (h *crashHarness) storeOptions(fsys vfs.FS, indexPath string) Options {
+	now := crashBase()
+	return Options{
+		FS: fsys, IndexPath: indexPath,
+		CommitInterval: time.Hour, // commits only on Flush: deterministic
+		Now:            func() time.Time { return now },
+		knobs:          h.cfg.knobs,
+	}
+}
+
+// onOp runs before every mutating operation of the workload's memfs, on
+// the goroutine making it (the store's writer, or Close).
+func (h *crashHarness) onOp(m *memfs.FS, op memfs.Op) {
+	h.mu.Lock()
+	s, stopped := h.store, h.stopped
+	h.mu.Unlock()
+	if stopped {
+		return
+	}
+	if h.cfg.stopAtOp > 0 {
+		if op.N != h.cfg.stopAtOp {
+			return
+		}
+	} else if op.N%h.cfg.every != 0 {
+		return
+	}
+	var idx bytes.Buffer
+	if err := s.snapshotIndex(&idx); err != nil {
+		h.violate(nil, "snapshot index at %v: %v", op, err)
+		return
+	}
+	durable := s.Durable()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cfg.stopAtOp > 0 {
+		h.stopped = true // the workload stops after this tick
+	}
+	for _, v := range h.cfg.variants(op.N) {
+		h.nextID++
+		h.pending = append(h.pending, &crashState{
+			id: h.nextID, op: op, opts: v, fs: m.CrashClone(v), index: idx.Bytes(),
+			durable: durable, flushed: h.flushed, tick: h.tick,
+		})
+	}
+}
+
+// play appends the workload tick by tick, flushing after each, and
+// dispatches the crash states of each finished tick to the verifiers.
+func (h *crashHarness) play(ctx context.Context, s *Store) error {
+	writers := make([]*StreamWriter, len(h.w.names))
+	for i, name := range h.w.names {
+		sw, err := s.Stream(name)
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", name, err)
+		}
+		writers[i] = sw
+	}
+	for tick, plans := range h.w.ticks {
+		h.mu.Lock()
+		h.tick = tick
+		h.mu.Unlock()
+		var last uint64
+		for _, p := range plans {
+			sw := writers[p.Stream]
+			if p.Gap {
+				sw.MarkGap(GapCameraOffline, p.GapAt)
+			}
+			if p.NewTable {
+				if err := sw.SetTracks(h.w.tables[p.Stream][p.Frames[0].TableVer]); err != nil {
+					return h.stopErr(fmt.Errorf("tick %d: set tracks of %s: %w", tick, sw.Name(), err))
+				}
+			}
+			for _, f := range p.Frames {
+				seq, err := sw.Append(f.Frame)
+				if err != nil {
+					return h.stopErr(fmt.Errorf("tick %d: append %v: %w", tick, f.ID, err))
+				}
+				f.Seq, last = seq, seq
+			}
+		}
+		if err := s.Flush(ctx); err != nil {
+			return h.stopErr(fmt.Errorf("tick %d: flush: %w", tick, err))
+		}
+		if d := s.Durable(); d < last {
+			return fmt.Errorf("tick %d: Flush returned with durable %d below the last append %d", tick, d, last)
+		}
+		floors, err := h.readFloors(s)
+		if err != nil {
+			return fmt.Errorf("tick %d: %w", tick, err)
+		}
+		h.mu.Lock()
+		h.flushed = last
+		h.floors = append(h.floors, floors)
+		h.mu.Unlock()
+		h.dispatch(tick + 1)
+		if h.isStopped() {
+			return nil
+		}
+	}
+	return nil
+}
+
+// stopErr hides the workload's failure after a deliberate stop (FuzzCrash).
+func (h *crashHarness) stopErr(err error) error {
+	if h.isStopped() {
+		return nil
+	}
+	return err
+}
+
+// readFloors returns, per stream, the index of the oldest frame the live
+// store still returns: anything acknowledged from there on must survive.
+func (h *crashHarness) readFloors(s *Store) ([]uint64, error) {
+	floors := make([]uint64, len(h.w.names))
+	for i, name := range h.w.names {
+		r, err := s.Frames(name, crashBase().Add(-time.Hour), h.w.last)
+		if err != nil {
+			return nil, fmt.Errorf("read floor of %s: %w", name, err)
+		}
+		f, err := r.Next()
+		r.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read floor of %s: first frame: %w", name, err)
+		}
+		id, ok := crashParseID(f.Data)
+		if !ok {
+			return nil, fmt.Errorf("read floor of %s: first frame is not a workload frame", name)
+		}
+		floors[i] = id.Idx
+	}
+	return floors, nil
+}
+
+// dispatch sends the crash states of ticks before n to the verifiers.
+func (h *crashHarness) dispatch(n int) {
+	h.mu.Lock()
+	var ready, keep []*crashState
+	for _, st := range h.pending {
+		if st.tick < n {
+			ready = append(ready, st)
+		} else {
+			keep = append(keep, st)
+		}
+	}
+	h.pending = keep
+	h.mu.Unlock()
+	for _, st := range ready {
+		h.work <- st
+	}
+}
+
+// floorsFor returns the floors that bind a crash during tick.
+func (h *crashHarness) floorsFor(tick int) []uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.floors) == 0 {
+		return make([]uint64, len(h.w.names))
+	}
+	return h.floors[min(tick, len(h.floors)-1)]
+}
+
+func crashSpec(seed uint64) crashConfig {
+	return crashConfig{
+		spec:     crashWorkloadSpec{Seed: seed, Streams: 4, Ticks: 420},
+		slots:    4,
+		slotSize: MinSlotSize,
+	}
+}
+
+func reportCrashViolations(t *testing.T, violations []string) {
+	t.Helper()
+	for i, v := range violations {
+		if i == 20 {
+			t.Errorf("... and %d more violations", len(violations)-i)
+			break
+		}
+		t.Error(v)
+	}
+}
+
+// TestCrashHarness is the crash harness's main run.
+func TestCrashHarness(t *testing.T) {
+	cfg := crashSpec(1)
+	cfg.every = 1
+	cfg.recoverEvery = 40
+	cfg.rebuildEvery = 8
+	if *crashLong {
+		cfg.variants = crashAllVariants
+		cfg.recoverEvery = 3
+		cfg.rebuildEvery = 1
+	}
+	start := time.Now()
+	violations, n := runCrashHarness(t, cfg)
+	w := planCrashWorkload(cfg.spec)
+	t.Logf("checked %d crash states in %v (workload: %d frames, %d bytes, %d ticks, volume %d x %d bytes)",
+		n, time.Since(start).Round(time.Millisecond), len(w.frames), w.bytes(), cfg.spec.Ticks, cfg.slots, cfg.slotSize)
+	if n < 1000 {
+		t.Errorf("only %d crash states checked; the harness is not exercising the store", n)
+	}
+	reportCrashViolations(t, violations)
+}
+
+// TestCrashHarnessCatchesSkipGenCheck: with generation checks disabled,
+// stale records of a slot's previous use must be caught.
+func TestCrashHarnessCatchesSkipGenCheck(t *testing.T) {
+	cfg := crashSpec(2)
+	cfg.every = 2
+	cfg.variants = func(n int) []memfs.CrashOptions { return []memfs.CrashOptions{{Seed: uint64(n)}} }
+	cfg.knobs.skipGenCheck = true
+	violations, n := runCrashHarness(t, cfg)
+	t.Logf("skipGenCheck: %d violations in %d crash states", len(violations), n)
+	if len(violations) == 0 {
+		t.Fatalf("the harness found no violation with generation checks disabled")
+	}
+	for _, v := range violations { t.Log(v) }
+}
+
+// TestCrashHarnessCatchesSkipDirSync: a Format that never syncs its
+// directories loses the volume in a power cut; the harness must say so.
+func TestCrashHarnessCatchesSkipDirSync(t *testing.T) {
+	cfg := crashSpec(3)
+	cfg.spec.Ticks = 20
+	cfg.formatKnobs.skipDirSync = true
+	violations, n := runCrashHarness(t, cfg)
+	t.Logf("skipDirSync: %d violations in %d crash states", len(violations), n)
+	if len(violations) == 0 {
+		t.Fatalf("the harness found no violation with directory syncs skipped")
+	}
+	for _, v := range violations { t.Log(v) }
+}
+
+// FuzzCrash chooses the workload seed, the operation to crash at and the
+// crash variant; the harness checks that one crash state (and a crash at
+// each operation of its recovery).
+func FuzzCrash(f *testing.F) {
+	f.Add(uint64(1), uint16(50), uint8(0))
+	f.Add(uint64(7), uint16(400), uint8(2))
+	f.Add(uint64(9), uint16(900), uint8(5))
+	f.Fuzz(func(t *testing.T, seed uint64, op uint16, variant uint8) {
+		cfg := crashSpec(seed)
+		cfg.spec.Ticks = 300
+		cfg.stopAtOp = int(op)%1000 + 1
+		v := crashAllVariants(cfg.stopAtOp)
+		choice := v[int(variant)%len(v)]
+		cfg.variants = func(int) []memfs.CrashOptions { return []memfs.CrashOptions{choice} }
+		cfg.recoverEvery = 1
+		cfg.rebuildEvery = 1
+		cfg.workers = 1
+		violations, _ := runCrashHarness(t, cfg)
+		reportCrashViolations(t, violations)
+	})
+}
