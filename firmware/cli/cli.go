@@ -77,6 +77,7 @@ Run "nvrd COMMAND --help" for a command's flags.`,
 			runCommand(),
 			camsimCommand(),
 			firmwareCommand(),
+			exportCommand(),
 		},
 	}
 }
