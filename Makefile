@@ -27,7 +27,7 @@ test: deps lint build
 	$(GO) test $(TESTFLAGS) ./...
 
 demo: build
-	./demo.sh
+	./bin/nvrd demo --dir var
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./ringstore/...

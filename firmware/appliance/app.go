@@ -136,7 +136,6 @@ func Run(ctx context.Context, opts Options) (err error) {
 		if err := a.recorder.Add(cam); err != nil {
 			return fmt.Errorf("camera %s: %w", cam.Name, err)
 		}
-		a.log.Info("camera added", "camera", cam.Name, "url", cam.RedactedURL())
 	}
 
 	a.registry = prometheus.NewRegistry()

@@ -75,8 +75,10 @@ Run "nvrd COMMAND --help" for a command's flags.`,
 		Sub: []*Command{
 			versionCommand(),
 			runCommand(),
+			demoCommand(),
 			camsimCommand(),
 			firmwareCommand(),
+			storeCommand(),
 			exportCommand(),
 		},
 	}
