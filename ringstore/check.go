@@ -136,7 +136,12 @@ func (s *Store) checkSlot(i int, h slotHdr, names map[uint32]string, rep *CheckR
 		return fmt.Errorf("check slot %d: %w", i, err)
 	}
 	accept := func(rh recordHeader) bool { return rh.gen >= h.baseGen }
-	end, err := scanSlot(f, h.end, 0, accept, func(off int64, r *record, _ []byte) bool {
+	corrupt := func(off, next int64) {
+		if !indexed[off] {
+			rep.Problems = append(rep.Problems, Problem{Slot: i, Offset: off, What: fmt.Sprintf("%d unreadable bytes", next-off)})
+		}
+	}
+	end, err := scanSlot(f, h.end, 0, scanOpts{accept: accept, resync: true, corrupt: corrupt}, func(off int64, r *record, _ []byte) bool {
 		if r.kind == KindFrames && !indexed[off] {
 			rep.Problems = append(rep.Problems, Problem{Slot: i, Offset: off, Stream: r.stream, What: "valid record missing from the index"})
 		}
@@ -146,7 +151,7 @@ func (s *Store) checkSlot(i int, h slotHdr, names map[uint32]string, rep *CheckR
 		return fmt.Errorf("check slot %d: %w", i, err)
 	}
 	if end < h.end && !indexed[end] {
-		rep.Problems = append(rep.Problems, Problem{Slot: i, Offset: end, What: fmt.Sprintf("unreadable bytes before the indexed end %d", h.end)})
+		rep.Problems = append(rep.Problems, Problem{Slot: i, Offset: end, What: fmt.Sprintf("unreadable bytes up to the indexed end %d", h.end)})
 	}
 	return nil
 }

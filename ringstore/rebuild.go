@@ -76,7 +76,7 @@ func scanVolume(ctx context.Context, fs vfs.FS, dir string, vol VolumeInfo, knob
 			}
 			return h.gen >= prev
 		}
-		end, err := scanSlot(f, vol.SlotSize, 0, accept, func(off int64, r *record, _ []byte) bool {
+		end, err := scanSlot(f, vol.SlotSize, 0, scanOpts{accept: accept, resync: true}, func(off int64, r *record, _ []byte) bool {
 			if first {
 				rs.hdr.baseGen = r.gen
 				first = false
@@ -368,6 +368,8 @@ func dumpIndex(tx *bolt.Tx, slots int) (string, error) {
 	}
 	sort.Strings(lines)
 	b.WriteString(strings.Join(lines, ""))
+	// Record lines sorted by name: stream ids may differ between indexes.
+	lines = lines[:0]
 	err = tx.Bucket(bktRecords).ForEach(func(k, v []byte) error {
 		e, err := parseEntry(k, v)
 		if err != nil {
@@ -377,10 +379,12 @@ func dumpIndex(tx *bolt.Tx, slots int) (string, error) {
 		if sm := metas[e.stream]; sm != nil {
 			name = sm.name
 		}
-		fmt.Fprintf(&b, "rec %s t0=%d gen=%d off=%d slot=%d len=%d last=%d n=%d flags=%d cause=%d gs=%d\n",
-			name, e.time0, e.gen, e.offset, e.slot, e.length, e.last, e.frames, e.flags, e.cause, e.gapStart)
+		lines = append(lines, fmt.Sprintf("rec %s t0=%d gen=%d off=%d slot=%d len=%d last=%d n=%d flags=%d cause=%d gs=%d\n",
+			name, e.time0, e.gen, e.offset, e.slot, e.length, e.last, e.frames, e.flags, e.cause, e.gapStart))
 		return nil
 	})
+	sort.Strings(lines)
+	b.WriteString(strings.Join(lines, ""))
 	return b.String(), err
 }
 
@@ -439,6 +443,15 @@ func lineDiff(a, b string, max int) string {
 		inA[l] = true
 	}
 	var out bytes.Buffer
+	for i := 0; i < len(as) && i < len(bs); i++ {
+		if as[i] != bs[i] {
+			fmt.Fprintf(&out, "first difference at line %d:\n- live    %s\n+ rebuilt %s\n", i, as[i], bs[i])
+			break
+		}
+	}
+	if len(as) != len(bs) {
+		fmt.Fprintf(&out, "live has %d lines, rebuilt %d\n", len(as), len(bs))
+	}
 	n := 0
 	for _, l := range as {
 		if !inB[l] && n < max {

@@ -14,66 +14,131 @@ import (
 // scanBuf is the read size of slot scans.
 const scanBuf = 8 << 20
 
-// scanSlot decodes the records of a slot file from offset from, in order,
-// stopping at the first one that is torn, corrupt or rejected by accept. For
-// each record it calls fn with its offset (the record aliases a buffer that
-// is reused after fn returns); fn returns false to stop. It returns the end
-// of the last accepted record; err is set only for read errors.
-func scanSlot(f vfs.File, size, from int64, accept func(recordHeader) bool, fn func(off int64, r *record, raw []byte) bool) (int64, error) {
-	buf := make([]byte, 0, min(int64(scanBuf), max(size-from, 0)))
-	bufOff := from // slot offset of buf[0]
+// scanOpts tunes scanSlot.
+type scanOpts struct {
+	// accept rejects records by header (generation rules); a rejected
+	// record ends the scan.
+	accept func(recordHeader) bool
+	// resync skips a corrupt stretch (bad magic, bad CRC) when an accepted
+	// record follows it, instead of ending the scan there; corrupt is then
+	// called with the stretch. Recovery never resyncs (a torn tail ends the
+	// log); Rebuild and Check do, so one bad record loses nothing else.
+	resync  bool
+	corrupt func(off, next int64)
+}
+
+// scanSlot decodes the records of a slot file from offset from up to size,
+// in order, stopping at the first one that is torn, corrupt or not accepted.
+// For each record it calls fn with its offset (the record aliases a buffer
+// that is reused after fn returns); fn returns false to stop. It returns the
+// end of the last record; err is set only for read errors.
+func scanSlot(f vfs.File, size, from int64, o scanOpts, fn func(off int64, r *record, raw []byte) bool) (int64, error) {
+	sc := slotReader{f: f, size: size}
 	off := from
-	fill := func(need int) error {
-		// Make buf hold at least need bytes from off (less at the slot end).
-		n := max(int64(need), int64(scanBuf))
-		n = min(n, size-off)
-		if int64(cap(buf)) < n {
-			buf = make([]byte, n)
-		}
-		buf = buf[:n]
-		bufOff = off
-		m, err := f.ReadAt(buf, off)
-		if m == len(buf) {
-			return nil
-		}
-		if errors.Is(err, io.EOF) {
-			buf = buf[:m]
-			return nil
-		}
-		return fmt.Errorf("read slot at %d: %w", off, err)
-	}
 	for off+recMinSize <= size {
-		rel := off - bufOff
-		if rel < 0 || rel+recHeaderSize > int64(len(buf)) {
-			if err := fill(recHeaderSize); err != nil {
-				return off, err
-			}
-			rel = 0
+		r, raw, err := sc.recordAt(off, o.accept)
+		if err != nil {
+			return off, err
 		}
-		h, err := parseHeader(buf[rel:])
-		if err != nil || off+int64(h.length) > size || !accept(h) {
-			return off, nil
-		}
-		if rel+int64(h.length) > int64(len(buf)) {
-			if err := fill(h.length); err != nil {
-				return off, err
-			}
-			rel = 0
-			if int64(h.length) > int64(len(buf)) {
+		if r == nil {
+			if !o.resync {
 				return off, nil
 			}
-		}
-		raw := buf[rel : rel+int64(h.length)]
-		r, err := decodeRecord(raw)
-		if err != nil {
-			return off, nil
+			next, err := sc.nextRecord(off, o.accept)
+			if err != nil || next < 0 {
+				return off, err
+			}
+			if o.corrupt != nil {
+				o.corrupt(off, next)
+			}
+			off = next
+			continue
 		}
 		if !fn(off, r, raw) {
-			return off + int64(h.length), nil
+			return off + int64(r.length), nil
 		}
-		off += int64(h.length)
+		off += int64(r.length)
 	}
 	return off, nil
+}
+
+// slotReader reads a slot file through a large buffer.
+type slotReader struct {
+	f      vfs.File
+	size   int64
+	buf    []byte
+	bufOff int64
+}
+
+// window returns the bytes [off, off+need) (fewer at the end of the slot),
+// reading ahead scanBuf bytes when they are not buffered.
+func (sr *slotReader) window(off int64, need int) ([]byte, error) {
+	rel := off - sr.bufOff
+	if rel >= 0 && rel+int64(need) <= int64(len(sr.buf)) {
+		return sr.buf[rel:], nil
+	}
+	n := min(max(int64(need), scanBuf), sr.size-off)
+	if n <= 0 {
+		return nil, nil
+	}
+	if int64(cap(sr.buf)) < n {
+		sr.buf = make([]byte, n)
+	}
+	sr.buf = sr.buf[:n]
+	sr.bufOff = off
+	m, err := sr.f.ReadAt(sr.buf, off)
+	if m < len(sr.buf) {
+		if !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("read slot at %d: %w", off, err)
+		}
+		sr.buf = sr.buf[:m]
+	}
+	return sr.buf, nil
+}
+
+// recordAt decodes the record at off; nil when there is none there.
+func (sr *slotReader) recordAt(off int64, accept func(recordHeader) bool) (*record, []byte, error) {
+	b, err := sr.window(off, recHeaderSize)
+	if err != nil || len(b) < recHeaderSize {
+		return nil, nil, err
+	}
+	h, err := parseHeader(b)
+	if err != nil || off+int64(h.length) > sr.size || (accept != nil && !accept(h)) {
+		return nil, nil, nil
+	}
+	if len(b) < h.length {
+		if b, err = sr.window(off, h.length); err != nil || len(b) < h.length {
+			return nil, nil, err
+		}
+	}
+	raw := b[:h.length]
+	r, err := decodeRecord(raw)
+	if err != nil {
+		return nil, nil, nil
+	}
+	return r, raw, nil
+}
+
+// nextRecord finds the first offset after off, 8-byte aligned, holding an
+// accepted valid record; -1 when there is none before the end of the slot.
+func (sr *slotReader) nextRecord(off int64, accept func(recordHeader) bool) (int64, error) {
+	for p := off + recAlign; p+recMinSize <= sr.size; p += recAlign {
+		b, err := sr.window(p, recHeaderSize)
+		if err != nil {
+			return -1, err
+		}
+		if len(b) < 4 || string(b[:4]) != recMagic {
+			continue
+		}
+		r, _, err := sr.recordAt(p, accept)
+		if err != nil {
+			return -1, err
+		}
+		if r != nil {
+			return p, nil
+		}
+	}
+	return -1, nil
 }
 
 // recover brings the head slot's index up to date with its data, takes a
@@ -102,7 +167,7 @@ func (s *Store) recover(ctx context.Context) error {
 		}
 		want := w.genCounter
 		accept := func(h recordHeader) bool { return s.opts.knobs.skipGenCheck || h.gen == want }
-		end, err = scanSlot(f, s.vol.SlotSize, w.off, accept, func(off int64, r *record, _ []byte) bool {
+		end, err = scanSlot(f, s.vol.SlotSize, w.off, scanOpts{accept: accept}, func(off int64, r *record, _ []byte) bool {
 			if r.kind != KindFrames {
 				return true
 			}

@@ -117,6 +117,14 @@ func (s *Store) Stats() Stats {
 	st := &s.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.figures(&out)
+	out.Alarms = append([]Alarm(nil), st.alarms...)
+	out.AlarmCount = st.alarmCount
+	return out
+}
+
+// figures fills the commit figures of out; the caller holds st.mu.
+func (st *statsState) figures(out *Stats) {
 	out.Commits = st.commits
 	out.LastCommit = st.lastTick
 	if st.commits > 0 {
@@ -134,7 +142,14 @@ func (s *Store) Stats() Stats {
 			out.WriteRate = float64(b) / d.Seconds()
 		}
 	}
-	out.Alarms = append([]Alarm(nil), st.alarms...)
-	out.AlarmCount = st.alarmCount
-	return out
+}
+
+// runtimeStats returns the commit figures persisted for Inspect.
+func (s *Store) runtimeStats() []byte {
+	st := &s.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var out Stats
+	st.figures(&out)
+	return encodeRuntimeStats(out)
 }

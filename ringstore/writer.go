@@ -285,6 +285,9 @@ func (s *Store) commitIndex() error {
 		if err := s.putHeadLocked(tx); err != nil {
 			return err
 		}
+		if err := tx.Bucket(bktMeta).Put([]byte("stats"), s.runtimeStats()); err != nil {
+			return err
+		}
 		return putMeta(tx, s.w.genCounter, s.w.head, s.w.off)
 	})
 	if err != nil {
