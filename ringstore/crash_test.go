@@ -497,7 +497,7 @@ func FuzzCrash(f *testing.F) {
 	f.Fuzz(func(t *testing.T, seed uint64, op uint16, variant uint8) {
 		cfg := crashSpec(seed)
 		cfg.spec.Ticks = 300
-		cfg.stopAtOp = int(op)%1000 + 1
+		cfg.stopAtOp = int(op)%500 + 1 // the workload makes about 650 operations
 		v := crashAllVariants(cfg.stopAtOp)
 		choice := v[int(variant)%len(v)]
 		cfg.variants = func(int) []memfs.CrashOptions { return []memfs.CrashOptions{choice} }

@@ -62,7 +62,7 @@ func (h *crashHarness) verify(st *crashState) {
 	h.checkIndex(st, s)
 	h.checkResume(st, s)
 	if h.cfg.rebuildEvery > 0 && st.id%h.cfg.rebuildEvery == 0 {
-		before, err := crashViewOf(s)
+		before, err := crashViewOf(s, crashBase().Add(-time.Hour), crashBase().Add(1000*time.Hour))
 		if err != nil {
 			h.violate(st, "read recovered store: %v", err)
 			return
@@ -312,13 +312,13 @@ type crashView struct {
 	Records []string // frames and gap records of the log, in order
 }
 
-func crashViewOf(s *Store) (*crashView, error) {
+// crashViewOf reads everything s answers about footage within [from, to).
+func crashViewOf(s *Store, from, to time.Time) (*crashView, error) {
 	v := &crashView{Frames: map[string][]string{}, Spans: map[string][]string{}}
 	var err error
 	if v.Streams, err = s.Streams(); err != nil {
 		return nil, err
 	}
-	from, to := crashBase().Add(-time.Hour), crashBase().Add(1000*time.Hour)
 	for _, in := range v.Streams {
 		fs, err := crashReadStream(s, in.Name, from, to)
 		if err != nil {
@@ -378,7 +378,7 @@ func (h *crashHarness) checkRebuild(st *crashState, fsys crashSplitFS, before *c
 		return
 	}
 	defer s.Close()
-	after, err := crashViewOf(s)
+	after, err := crashViewOf(s, crashBase().Add(-time.Hour), crashBase().Add(1000*time.Hour))
 	if err != nil {
 		h.violate(st, "read rebuilt store: %v", err)
 		return
