@@ -470,7 +470,9 @@ func TestCrashHarnessCatchesSkipGenCheck(t *testing.T) {
 	if len(violations) == 0 {
 		t.Fatalf("the harness found no violation with generation checks disabled")
 	}
-	for _, v := range violations { t.Log(v) }
+	for _, v := range violations {
+		t.Log(v)
+	}
 }
 
 // TestCrashHarnessCatchesSkipDirSync: a Format that never syncs its
@@ -484,7 +486,9 @@ func TestCrashHarnessCatchesSkipDirSync(t *testing.T) {
 	if len(violations) == 0 {
 		t.Fatalf("the harness found no violation with directory syncs skipped")
 	}
-	for _, v := range violations { t.Log(v) }
+	for _, v := range violations {
+		t.Log(v)
+	}
 }
 
 // FuzzCrash chooses the workload seed, the operation to crash at and the

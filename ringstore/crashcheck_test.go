@@ -309,7 +309,7 @@ type crashView struct {
 	Streams []StreamInfo
 	Frames  map[string][]string
 	Spans   map[string][]string // spans, then gaps
-	Records []string // frames and gap records of the log, in order
+	Records []string            // frames and gap records of the log, in order
 }
 
 // crashViewOf reads everything s answers about footage within [from, to).
