@@ -105,6 +105,7 @@ func TestExportCodecs(t *testing.T) {
 		{"h264-aac", encodeSpec{codec: ringstore.CodecH264, audio: true}, []string{"h264", "aac"}, "avc1", 2.5, 5.5, 2, 88, 3.52},
 		{"h265-aac", encodeSpec{codec: ringstore.CodecH265, audio: true}, []string{"hevc", "aac"}, "hvc1", 2.5, 5.5, 2, 88, 3.52},
 		{"h264-bframes", encodeSpec{codec: ringstore.CodecH264, bframes: 2, audio: true}, []string{"h264", "aac"}, "avc1", 1, 4, 1, 75, 3.0},
+		{"h265-bframes", encodeSpec{codec: ringstore.CodecH265, bframes: 3, audio: true}, []string{"hevc", "aac"}, "hvc1", 1, 4, 1, 75, 3.0},
 		{"h265-video-only-from-keyframe", encodeSpec{codec: ringstore.CodecH265}, []string{"hevc"}, "hvc1", 3, 5, 3, 50, 2.0},
 	}
 	for _, tc := range tests {
@@ -165,6 +166,14 @@ func TestExportAcrossGap(t *testing.T) {
 	}
 	// 2..3 s (25 frames) + 5..7 s (50 frames), real time kept: 5 s.
 	checkClip(t, path, []string{"h264", "aac"}, "avc1", 75, 5)
+
+	// From inside the gap: the store starts at the 2 s keyframe, but that
+	// footage ends before From; the clip starts after the gap.
+	path, p = export(t, src, Options{Stream: "cam1", From: sec(4.5), To: sec(7)})
+	if !p.Start.Equal(sec(5)) || len(p.Gaps) != 0 {
+		t.Fatalf("clip from inside the gap starts at %v with gaps %+v, want 5 s and none", p.Start.Sub(t0), p.Gaps)
+	}
+	checkClip(t, path, []string{"h264", "aac"}, "avc1", 50, 2)
 }
 
 func TestExportOmitsG711(t *testing.T) {

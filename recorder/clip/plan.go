@@ -139,12 +139,16 @@ func (p *Plan) newTable(st *scanState, rf ringstore.ReadFrame) bool {
 // takeFrame adds rf to the sample tables when it belongs to the clip, and
 // reports false when the clip must end before rf (a limit).
 func (p *Plan) takeFrame(st *scanState, rf ringstore.ReadFrame) bool {
+	if rf.Gap != nil && st.started {
+		if st.last.Before(p.opts.From) {
+			p.restart(st) // all footage so far ends before From: not wanted
+		} else if len(p.Gaps) == 0 || !p.Gaps[len(p.Gaps)-1].Start.Equal(rf.Gap.Start) {
+			p.Gaps = append(p.Gaps, *rf.Gap)
+		}
+	}
 	tp := p.byID[rf.Track]
 	if tp == nil {
 		return true // omitted or unknown track
-	}
-	if rf.Gap != nil && st.started && !rf.Time.After(p.opts.From) {
-		p.restart(st) // footage before a gap before From is not wanted
 	}
 	if !st.started {
 		if st.hasVideo && !(tp.video && rf.Key) {
@@ -152,9 +156,6 @@ func (p *Plan) takeFrame(st *scanState, rf ringstore.ReadFrame) bool {
 		}
 		st.started = true
 		p.Start = rf.Time
-	}
-	if rf.Gap != nil && (len(p.Gaps) == 0 || !p.Gaps[len(p.Gaps)-1].Start.Equal(rf.Gap.Start)) {
-		p.Gaps = append(p.Gaps, *rf.Gap)
 	}
 	if rf.Time.Before(p.Start) {
 		return true // audio before the first picture, or leading pictures
