@@ -410,3 +410,11 @@ func printable(s string) string {
 	q := strconv.QuoteToGraphic(s)
 	return q[1 : len(q)-1]
 }
+
+// ValidateUserName checks a user or token name on its own.
+func ValidateUserName(name string) error {
+	if !userNameRE.MatchString(name) {
+		return invalid("users["+printable(name)+"].name", "must be 1-32 characters of a-z, 0-9, - and _, not starting with a digit or -")
+	}
+	return nil
+}

@@ -1,0 +1,2 @@
+// Package console is the appliance's line-oriented operator console.
+package console

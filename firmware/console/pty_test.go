@@ -1,0 +1,416 @@
+package console
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+
+	"github.com/nvrfw/nvr/firmware/config"
+)
+
+var fastArgon = config.Argon2Params{Time: 1, MemoryKiB: 64, Threads: 1}
+
+// harness runs a Console on the slave side of a real pseudo-terminal and
+// types on the master side like a person.
+type harness struct {
+	t      *testing.T
+	ptmx   *os.File
+	tty    *os.File
+	store  *config.Store
+	path   string
+	sys    *fakeSystem
+	sleep  *fakeSleeper
+	cancel context.CancelFunc
+	done   chan error
+	readWG sync.WaitGroup
+
+	mu  sync.Mutex
+	out bytes.Buffer // everything the console wrote
+	pos int          // how far expect has consumed out
+}
+
+func openStore(t *testing.T, path string) *config.Store {
+	t.Helper()
+	s, err := config.Open(config.Options{Path: path, Argon2: fastArgon})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// startHarness starts a console on a fresh pty; edit adjusts its options.
+func startHarness(t *testing.T, path string, edit func(*Options)) *harness {
+	t.Helper()
+	goroutines := runtime.NumGoroutine()
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Fatalf("open pty: %v", err)
+	}
+	h := &harness{t: t, ptmx: ptmx, tty: tty, path: path, store: openStore(t, path), sys: newFakeSystem(), sleep: &fakeSleeper{}, done: make(chan error, 1)}
+	opts := Options{Terminal: tty, Config: h.store, System: h.sys, Sleep: h.sleep.sleep}
+	if edit != nil {
+		edit(&opts)
+	}
+	c, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.readWG.Add(1)
+	go func() {
+		defer h.readWG.Done()
+		buf := make([]byte, 4096)
+		for {
+			n, err := ptmx.Read(buf)
+			h.mu.Lock()
+			h.out.Write(buf[:n])
+			h.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go func() { h.done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		h.stop()
+		checkGoroutines(t, goroutines)
+	})
+	return h
+}
+
+// stop ends the console and closes everything; it is idempotent.
+func (h *harness) stop() {
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	h.cancel = nil
+	select {
+	case err := <-h.done:
+		if err != nil {
+			h.t.Errorf("Run: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		h.t.Fatal("Run did not return after cancel")
+	}
+	h.tty.Close()
+	h.ptmx.Close()
+	h.readWG.Wait()
+	if err := h.store.Check(); err != nil {
+		h.t.Errorf("config check: %v", err)
+	}
+	h.store.Close()
+}
+
+// checkGoroutines fails when goroutines started by the test remain.
+func checkGoroutines(t *testing.T, before int) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Errorf("goroutines leaked: %d > %d\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (h *harness) typeRaw(s string) {
+	h.t.Helper()
+	if _, err := h.ptmx.Write([]byte(s)); err != nil {
+		h.t.Fatalf("type: %v", err)
+	}
+}
+
+// typeLine types s and Enter (CR, as a terminal sends it).
+func (h *harness) typeLine(s string) { h.t.Helper(); h.typeRaw(s + "\r") }
+
+// expect waits for want in the output after what was already consumed and
+// returns the output up to it, consuming through it.
+func (h *harness) expect(want string) string {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h.mu.Lock()
+		rest := h.out.String()[h.pos:]
+		if i := strings.Index(rest, want); i >= 0 {
+			h.pos += i + len(want)
+			h.mu.Unlock()
+			return rest[:i]
+		}
+		h.mu.Unlock()
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for %q; output since last match:\n%q", want, rest)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// run types a command line and returns what it printed before the next
+// prompt, without the echo of the line itself.
+func (h *harness) run(prompt, line string) string {
+	h.t.Helper()
+	h.typeLine(line)
+	out := h.expect(prompt)
+	_, after, _ := strings.Cut(out, "\r\n") // the echoed line
+	return after
+}
+
+func (h *harness) all() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.out.String()
+}
+
+func (h *harness) login(user, pw string) {
+	h.t.Helper()
+	h.expect("login: ")
+	h.typeLine(user)
+	h.expect("Password: ")
+	h.typeLine(pw)
+}
+
+// oneErrorLine checks out is exactly one "error: ..." line.
+func oneErrorLine(t *testing.T, line, out string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(out, "\r\n"), "\r\n")
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], "error: ") {
+		t.Errorf("%q gave %q, want one error line", line, out)
+	}
+}
+
+func TestConsoleFirstRunAndSession(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.db")
+	h := startHarness(t, path, nil)
+	h.expect(`created user "admin" with password `)
+	pw := h.expect("\r\n")
+	h.login("admin", pw)
+	if echoed := h.expect("\r\n"); echoed != "" {
+		t.Errorf("password echoed: %q", echoed)
+	}
+	h.expect("You must change your password now.")
+	h.expect("New password: ")
+	h.typeLine("short")
+	h.expect("error: password: must be at least 8 characters")
+	h.expect("New password: ")
+	h.typeLine("admin-pass-2")
+	h.expect("Retype new password: ")
+	h.typeLine("admin-pass-2")
+	h.expect("password of admin changed")
+	const prompt = "admin@nvr> "
+	h.expect(prompt)
+
+	// Add a camera, password asked with echo off, tested through the system.
+	h.typeLine("cameras add lobby rtsp://192.0.2.5:554/stream1 --user view --ask-password --max-age 30d")
+	h.expect("Camera password: ")
+	h.typeLine("cam-secret-1")
+	out := h.expect(prompt)
+	for _, want := range []string{"testing rtsp://192.0.2.5:554/stream1", "camera answers: H264", "camera lobby added"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("cameras add output lacks %q: %q", want, out)
+		}
+	}
+	out = h.run(prompt, "cameras list")
+	if !strings.Contains(out, "lobby") || !strings.Contains(out, "recording") || !strings.Contains(out, "view:********") {
+		t.Errorf("cameras list = %q", out)
+	}
+	out = h.run(prompt, "cameras list --json")
+	if !strings.Contains(out, `"name": "lobby"`) || !strings.Contains(out, `"has_password": true`) {
+		t.Errorf("cameras list --json = %q", out)
+	}
+	if out := h.run(prompt, "storage retention lobby 7d"); !strings.Contains(out, "retention of lobby set to 7d") {
+		t.Errorf("retention = %q", out)
+	}
+
+	// Garbled lines: one clear error line each, nothing changed.
+	for _, line := range []string{
+		"frobnicate now",
+		`cameras add "front door`,
+		"cameras \x01list",
+		"cameras list \xff\xfe",
+		strings.Repeat("x", 10*1024),
+		"cameras add Bad rtsp://h/",
+		"cameras remove",
+		"cameras list --bogus",
+		"cameras explode",
+	} {
+		oneErrorLine(t, line[:min(len(line), 40)], h.run(prompt, line))
+	}
+
+	// Editing: backspace, Ctrl-U, Ctrl-W, and Ctrl-C cancelling a line.
+	if out := h.run(prompt, "cameraz\x7fs lisx\bt"); !strings.Contains(out, "lobby") {
+		t.Errorf("backspace editing: %q", out)
+	}
+	h.typeRaw("cameras remove lob\x03")
+	h.expect("^C\r\n" + prompt)
+	h.typeRaw("garbage\x15help cam\x17cameras\r")
+	if out := h.expect(prompt); !strings.Contains(out, "cameras list") {
+		t.Errorf("Ctrl-U/Ctrl-W editing: %q", out)
+	}
+	// A command cut off half way, at its password prompt.
+	h.typeLine("cameras add door rtsp://192.0.2.7/ --ask-password")
+	h.expect("Camera password: ")
+	h.typeRaw("half\x03")
+	if out := h.expect(prompt); !strings.Contains(out, "cancelled") {
+		t.Errorf("Ctrl-C at a prompt: %q", out)
+	}
+	// History: up twice recalls the last-but-one line.
+	h.run(prompt, "show status")
+	h.run(prompt, "time show")
+	h.typeRaw("\x1b[A\x1b[A\r")
+	if out := h.expect(prompt); !strings.Contains(out, "retention held: 13d 4h") || !strings.Contains(out, "psu2") {
+		t.Errorf("history recall of show status: %q", out)
+	}
+
+	// Confirmations.
+	h.typeLine("storage format")
+	h.expect("Type the volume name (vol0) to confirm: ")
+	h.typeLine("vol1")
+	if out := h.expect(prompt); !strings.Contains(out, "not confirmed") {
+		t.Errorf("format with a wrong name: %q", out)
+	}
+	h.typeLine("storage format")
+	h.expect("to confirm: ")
+	h.typeLine("vol0")
+	h.expect("volume vol0 formatted")
+	h.typeLine("shutdown")
+	h.expect(`Type "shutdown" to confirm: `)
+	h.typeLine("no")
+	h.expect(prompt)
+	h.typeLine("reboot")
+	h.expect(`Type "reboot" to confirm: `)
+	h.typeLine("reboot")
+	h.expect("reboot requested")
+
+	// Ctrl-D logs out; the login prompt comes back.
+	h.expect(prompt)
+	h.typeRaw("\x04")
+	h.expect("logout")
+	h.expect("login: ")
+	if strings.Contains(h.all(), "cam-secret-1") || strings.Contains(h.all(), "admin-pass-2") {
+		t.Error("a password appeared on the terminal")
+	}
+	if os.Getenv("NVR_CONSOLE_TRANSCRIPT") != "" {
+		t.Logf("transcript:\n%s", strings.ReplaceAll(h.all(), "\r", ""))
+	}
+	h.stop()
+
+	h.sys.mu.Lock()
+	if len(h.sys.formatted) != 1 || h.sys.reboots != 1 || h.sys.shutdowns != 0 || len(h.sys.tested) != 1 {
+		t.Errorf("system calls: formatted %v reboots %d shutdowns %d tested %d", h.sys.formatted, h.sys.reboots, h.sys.shutdowns, len(h.sys.tested))
+	}
+	h.sys.mu.Unlock()
+
+	// The configuration survives a reopen.
+	s := openStore(t, path)
+	defer s.Close()
+	site, err := s.Site()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, ok := site.Camera("lobby")
+	if !ok || c.MaxAge != 7*24*time.Hour || c.Password.Reveal() != "cam-secret-1" || c.Username != "view" || len(site.Cameras) != 1 {
+		t.Errorf("after reopen: %+v (%d cameras)", c, len(site.Cameras))
+	}
+	if _, err := s.Authenticate("admin", "admin-pass-2"); err != nil {
+		t.Errorf("new admin password: %v", err)
+	}
+	audit, _ := s.Audit(0, 100)
+	if len(audit) != 4 || audit[0].Actor != "console:admin" || audit[0].Kind != "retention.set" {
+		t.Errorf("audit = %+v", audit)
+	}
+}
+
+func TestConsoleBadPasswordDelay(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.db")
+	s := openStore(t, path)
+	if _, err := s.Apply("test", config.AddUser{Name: "bob", Role: config.RoleOperator, Password: "bob-password"}); err == nil {
+		t.Fatal("an operator-only site was accepted") // at least one admin must remain
+	}
+	for _, m := range []config.Mutation{
+		config.AddUser{Name: "root", Role: config.RoleAdmin, Password: "root-password"},
+		config.AddUser{Name: "bob", Role: config.RoleOperator, Password: "bob-password"},
+	} {
+		if _, err := s.Apply("test", m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	h := startHarness(t, path, nil)
+	for _, pw := range []string{"wrong", "", "bob-passwordX"} {
+		h.login("bob", pw)
+		h.expect("Login incorrect")
+	}
+	h.login("nobody", "bob-password")
+	h.expect("Login incorrect")
+	h.login("bob", "bob-password")
+	h.expect("Logged in as bob (operator)")
+	const prompt = "bob@nvr> "
+	h.expect(prompt)
+	if out := h.run(prompt, "users list"); !strings.Contains(out, "permission denied") {
+		t.Errorf("operator ran users list: %q", out)
+	}
+	h.typeRaw("logout\r")
+	h.login("bob", "nope")
+	h.expect("Login incorrect")
+	got := h.sleep.got()
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, time.Second}
+	if len(got) != len(want) {
+		t.Fatalf("delays = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("delays = %v, want %v", got, want)
+			break
+		}
+	}
+	if strings.Contains(h.all(), "bob-password") {
+		t.Error("password echoed")
+	}
+}
+
+func TestConsoleIdleLogout(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.db")
+	s := openStore(t, path)
+	if _, err := s.Apply("test", config.AddUser{Name: "root", Role: config.RoleAdmin, Password: "root-password"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	h := startHarness(t, path, func(o *Options) { o.IdleTimeout = 300 * time.Millisecond })
+	h.login("root", "root-password")
+	h.expect("root@nvr> ")
+	start := time.Now()
+	h.expect("idle for 300ms: logged out")
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Errorf("logged out after %v", d)
+	}
+	h.expect("login: ")
+}
+
+func TestNewValidates(t *testing.T) {
+	sys := newFakeSystem()
+	path := filepath.Join(t.TempDir(), "c.db")
+	store := openStore(t, path)
+	defer store.Close()
+	var rw bytes.Buffer
+	for _, o := range []Options{
+		{Config: store, System: sys},
+		{Terminal: &rw, System: sys},
+		{Terminal: &rw, Config: store},
+		{Terminal: &rw, Config: store, System: sys, LoginDelay: time.Minute, MaxLoginDelay: time.Second},
+	} {
+		if _, err := New(o); err == nil {
+			t.Errorf("New(%+v) accepted", o)
+		}
+	}
+}

@@ -1,0 +1,123 @@
+package console
+
+import (
+	"context"
+	"time"
+
+	"github.com/nvrfw/nvr/firmware/config"
+)
+
+// System is what the console needs from the running appliance. The lead
+// implements it over the recorder, the ring store, the network applier,
+// the firmware updater and the power controls. Every method gets the
+// command's context (cancelled when the session ends) and should return
+// within seconds; errors are shown to the operator on one line.
+type System interface {
+	// Status is the live summary behind "show status".
+	Status(ctx context.Context) (Status, error)
+	// TestCamera connects to cam (URL, credentials, transport) as the
+	// recorder would, without saving anything, and describes what it found
+	// (e.g. "H264 1920x1080 25 fps, AAC 16 kHz"), or why it failed.
+	TestCamera(ctx context.Context, cam config.Camera) (string, error)
+	// Storage describes the recording volume for "storage status".
+	Storage(ctx context.Context) (StorageStatus, error)
+	// FormatStorage erases and re-formats the recording volume named volume
+	// (the name the operator typed to confirm; refuse any other).
+	FormatStorage(ctx context.Context, volume string) error
+	// ApplyNetwork applies n to the links now (netlink); the console calls it
+	// after validation and before saving n, and saves only when it succeeds.
+	ApplyNetwork(ctx context.Context, n config.Network) error
+	// SetClock sets the system and hardware clocks.
+	SetClock(ctx context.Context, t time.Time) error
+	// Firmware describes the running and standby firmware slots.
+	Firmware(ctx context.Context) (FirmwareStatus, error)
+	// Events returns up to limit recent system events (alarms raised and
+	// cleared, camera sessions, store recovery), newest first.
+	Events(ctx context.Context, limit int) ([]Event, error)
+	// Reboot and Shutdown stop recording cleanly, then restart or power off
+	// the appliance. They may return before it happens.
+	Reboot(ctx context.Context) error
+	Shutdown(ctx context.Context) error
+}
+
+// Status is the live state of the recorder.
+type Status struct {
+	// Cameras has one entry per configured camera.
+	Cameras []CameraStatus `json:"cameras"`
+	// RetentionHeld is the age of the oldest footage still on the volume.
+	RetentionHeld time.Duration `json:"retention_held_ns"`
+	// Alarms are the active alarms.
+	Alarms []Alarm `json:"alarms"`
+	// Uptime is how long nvrd has been running.
+	Uptime time.Duration `json:"uptime_ns"`
+}
+
+// Camera states as shown by the console; the recorder may use others.
+const (
+	StateRecording  = "recording"
+	StateConnecting = "connecting"
+	StateFailed     = "failed"
+	StateDisabled   = "disabled"
+)
+
+// CameraStatus is one camera's live state.
+type CameraStatus struct {
+	Name string `json:"name"`
+	// State is StateRecording, StateConnecting, StateFailed, StateDisabled or
+	// another short word.
+	State string    `json:"state"`
+	Since time.Time `json:"since"`
+	// Detail is the last error or a short description ("H264 1080p 4 Mb/s").
+	Detail string `json:"detail,omitempty"`
+}
+
+// Alarm is an active alarm.
+type Alarm struct {
+	Severity string    `json:"severity"` // "critical", "warning"
+	Source   string    `json:"source"`   // "store", "camera:lobby", "psu1"...
+	Message  string    `json:"message"`
+	Since    time.Time `json:"since"`
+}
+
+// StorageStatus describes the recording volume.
+type StorageStatus struct {
+	// Volume is the volume's name, which the operator types to confirm a
+	// format.
+	Volume    string `json:"volume"`
+	State     string `json:"state"` // "ok", "degraded", "unformatted", ...
+	SizeBytes int64  `json:"size_bytes"`
+	UsedBytes int64  `json:"used_bytes"`
+	// Oldest is the time of the oldest footage held (zero: none).
+	Oldest        time.Time     `json:"oldest"`
+	RetentionHeld time.Duration `json:"retention_held_ns"`
+	Detail        string        `json:"detail,omitempty"`
+}
+
+// FirmwareStatus describes the firmware slots.
+type FirmwareStatus struct {
+	Version string `json:"version"`
+	BuildID string `json:"build_id"`
+	// Slot is the running slot ("A" or "B"); Standby describes the other.
+	Slot    string `json:"slot"`
+	Standby string `json:"standby,omitempty"`
+	// Trial is true while a freshly installed firmware runs its trial boot.
+	Trial bool `json:"trial"`
+}
+
+// Event is one entry of the system event log.
+type Event struct {
+	Time     time.Time `json:"time"`
+	Severity string    `json:"severity"`
+	Source   string    `json:"source"`
+	Message  string    `json:"message"`
+}
+
+// ConfigStore is what the console needs of the configuration;
+// *config.Store implements it.
+type ConfigStore interface {
+	Site() (config.Site, error)
+	Apply(actor string, m config.Mutation) (config.Change, error)
+	Audit(before uint64, limit int) ([]config.AuditEntry, error)
+	Authenticate(name, password string) (config.User, error)
+	EnsureAdmin(actor string) (password string, created bool, err error)
+}
