@@ -306,10 +306,9 @@ func (m *Monitor) Run(ctx context.Context) error {
 		go func() { defer dwg.Done(); m.deliver(dctx) }()
 	}
 	defer func() {
+		// Bay watchers notice within EdgeWait (periph's Halt is not safe
+		// to call concurrently with WaitForEdge on gpioioctl lines).
 		cancel()
-		for _, b := range m.opts.Bays {
-			_ = b.Present.Halt() // interrupt WaitForEdge
-		}
 		wg.Wait()
 		// Delivery stops last, after every producer has been joined, so
 		// every event emitted reaches OnEvent.
