@@ -34,7 +34,9 @@ or relative to now: -10m, -1h30m, -90s. Examples:
   nvrd export --data /var/nvr --camera cam1 --from -1h --to -50m -o - | ffplay -
 
 When the camera's codec parameters change inside the range (a new resolution,
-say), the clip ends at the change and the command says where the rest starts.
+say), the clip ends at the change and the command says where the rest starts;
+with --split the rest follows in FILE-2.mp4, FILE-3.mp4, ... (the same for the
+4 GiB limit of a clip).
 The store is opened for the export: stop the recorder on the same volume first
 (the live appliance serves exports over its API instead).
 
@@ -47,6 +49,7 @@ recorded spans are listed), 2 bad command line.`,
 			from := fs.String("from", "", "start `time` (required): RFC 3339, now, or -DURATION")
 			to := fs.String("to", "now", "end `time`: RFC 3339, now, or -DURATION")
 			out := fs.String("o", "", "output `file` (required); - writes to standard output")
+			split := fs.Bool("split", false, "when the clip must end early (codec parameters changed, 4 GiB), continue in FILE-2.mp4, FILE-3.mp4, ...")
 			return func(ctx context.Context, env Env, args []string) error {
 				if len(args) > 0 {
 					return usageErrorf("export takes no arguments (got %q)", args)
@@ -68,7 +71,10 @@ recorded spans are listed), 2 bad command line.`,
 				if !f.Before(t) {
 					return usageErrorf("--from (%s) must be before --to (%s)", f.Format(time.RFC3339), t.Format(time.RFC3339))
 				}
-				return runExport(ctx, env, exportArgs{data: *data, index: *index, camera: *camera, from: f, to: t, out: *out})
+				if *split && *out == "-" {
+					return usageErrorf("--split needs -o FILE, not standard output")
+				}
+				return runExport(ctx, env, exportArgs{data: *data, index: *index, camera: *camera, from: f, to: t, out: *out, split: *split})
 			}
 		},
 	}
@@ -78,6 +84,7 @@ type exportArgs struct {
 	data, index, camera string
 	from, to            time.Time
 	out                 string
+	split               bool
 }
 
 // parseTimeArg reads a command-line time: RFC 3339, "now", or a negative
@@ -107,23 +114,43 @@ func runExport(ctx context.Context, env Env, a exportArgs) error {
 		return fmt.Errorf("open store %s: %w", a.data, err)
 	}
 	defer st.Close()
-	bar := newProgressBar(env.Stderr, stdoutIsTerminal(env.Stderr), time.Now)
-	opts := clip.Options{Stream: a.camera, From: a.from, To: a.to, Progress: bar.update}
-	plan, err := clip.Prepare(ctx, clip.SourceFunc(st.Frames), opts)
-	if err != nil {
-		bar.done()
-		if errors.Is(err, clip.ErrNoFootage) {
-			return noFootage(st, a, err)
+	src := clip.SourceFunc(st.Frames)
+	from := a.from
+	for part := 1; ; part++ {
+		out := a.out
+		if part > 1 {
+			out = partName(a.out, part)
 		}
-		return fmt.Errorf("export %s: %w", a.camera, err)
-	}
-	if err := writeClip(ctx, env, plan, a.out); err != nil {
+		bar := newProgressBar(env.Stderr, stdoutIsTerminal(env.Stderr), time.Now)
+		opts := clip.Options{Stream: a.camera, From: from, To: a.to, Progress: bar.update}
+		plan, err := clip.Prepare(ctx, src, opts)
+		if err != nil {
+			bar.done()
+			if errors.Is(err, clip.ErrNoFootage) && part == 1 {
+				return noFootage(st, a, err)
+			}
+			return fmt.Errorf("export %s: %w", a.camera, err)
+		}
+		err = writeClip(ctx, env, plan, out)
 		bar.done()
-		return fmt.Errorf("export %s to %s: %w", a.camera, a.out, err)
+		if err != nil {
+			return fmt.Errorf("export %s to %s: %w", a.camera, out, err)
+		}
+		reportClip(env.Stderr, plan, out, a.split)
+		if plan.CutReason == nil || !a.split || part >= maxParts {
+			return nil
+		}
+		from = plan.CutAt
 	}
-	bar.done()
-	reportClip(env.Stderr, plan, a.out)
-	return nil
+}
+
+// maxParts bounds --split.
+const maxParts = 1000
+
+// partName names part n of a split export: clip.mp4 -> clip-2.mp4.
+func partName(out string, n int) string {
+	ext := filepath.Ext(out)
+	return fmt.Sprintf("%s-%d%s", strings.TrimSuffix(out, ext), n, ext)
 }
 
 // writeClip writes the clip to out ("-": stdout) through a temporary file
@@ -156,7 +183,7 @@ func writeClip(ctx context.Context, env Env, plan *clip.Plan, out string) error 
 }
 
 // reportClip tells the operator what was written.
-func reportClip(w io.Writer, p *clip.Plan, out string) {
+func reportClip(w io.Writer, p *clip.Plan, out string, split bool) {
 	name := out
 	if out == "-" {
 		name = "standard output"
@@ -172,8 +199,12 @@ func reportClip(w io.Writer, p *clip.Plan, out string) {
 	for _, g := range p.Gaps {
 		fmt.Fprintf(w, "  gap %s .. %s (%s): real time kept\n", g.Start.UTC().Format(time.RFC3339), g.End.UTC().Format(time.RFC3339), g.Cause)
 	}
-	if p.CutReason != nil {
-		fmt.Fprintf(w, "note: the clip ends early, at %s: %v\n  export the rest with --from %s\n",
+	switch {
+	case p.CutReason != nil && split:
+		fmt.Fprintf(w, "note: the clip ends at %s: %v; the rest follows in the next part\n",
+			p.CutAt.UTC().Format(time.RFC3339Nano), p.CutReason)
+	case p.CutReason != nil:
+		fmt.Fprintf(w, "note: the clip ends early, at %s: %v\n  export the rest with --from %s, or run again with --split\n",
 			p.CutAt.UTC().Format(time.RFC3339Nano), p.CutReason, p.CutAt.UTC().Format(time.RFC3339Nano))
 	}
 }

@@ -22,8 +22,8 @@ var (
 
 // exportStore formats a store in a temporary directory holding cam1 from
 // base for 4 s (25 fps, keyframe every second, synthetic slices), nothing
-// for 4 s, then 4 s more.
-func exportStore(t *testing.T, base time.Time) string {
+// for 4 s, then 4 s more. With change, the SPS changes at 2 s.
+func exportStore(t *testing.T, base time.Time, change bool) string {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -47,6 +47,13 @@ func exportStore(t *testing.T, base time.Time) string {
 		if i >= 100 {
 			at = at.Add(4 * time.Second) // the second half after a 4 s hole
 		}
+		if change && i == 50 {
+			sps := append([]byte(nil), testSPS...)
+			sps[3] = 0x1e // level 3.0 instead of 1.3: still a valid SPS
+			if err := w.SetTracks([]ringstore.Track{{ID: 0, Codec: ringstore.CodecH264, ClockRate: 90000, Config: [][]byte{sps, testPPS}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if i == 100 {
 			w.MarkGap(ringstore.GapCameraOffline, base.Add(4*time.Second))
 		}
@@ -69,7 +76,7 @@ func exportStore(t *testing.T, base time.Time) string {
 
 func TestExportCommand(t *testing.T) {
 	base := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	dir := exportStore(t, base)
+	dir := exportStore(t, base, false)
 	out := filepath.Join(t.TempDir(), "clip.mp4")
 	at := func(s float64) string {
 		return base.Add(time.Duration(s * float64(time.Second))).Format(time.RFC3339Nano)
@@ -126,7 +133,7 @@ func TestExportCommand(t *testing.T) {
 
 func TestExportToStdout(t *testing.T) {
 	base := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	dir := exportStore(t, base)
+	dir := exportStore(t, base, false)
 	var stdout, stderr bytes.Buffer
 	code := Main(context.Background(), []string{"export", "--data", dir, "--camera", "cam1",
 		"--from", base.Add(time.Second).Format(time.RFC3339), "--to", base.Add(2 * time.Second).Format(time.RFC3339), "-o", "-"},
@@ -136,6 +143,50 @@ func TestExportToStdout(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "25 frames") || !strings.Contains(stderr.String(), "writing") {
 		t.Errorf("stderr:\n%s", stderr.String())
+	}
+}
+
+func TestExportSplit(t *testing.T) {
+	base := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	dir := exportStore(t, base, true)
+	tests := []struct {
+		name   string
+		split  bool
+		files  []string
+		stderr string
+	}{
+		{"cut", false, []string{"clip.mp4"}, "run again with --split"},
+		{"split", true, []string{"clip.mp4", "clip-2.mp4"}, "the rest follows in the next part"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			outDir := t.TempDir()
+			args := []string{"export", "--data", dir, "--camera", "cam1", "--from", base.Format(time.RFC3339),
+				"--to", base.Add(11 * time.Second).Format(time.RFC3339), "-o", filepath.Join(outDir, "clip.mp4")}
+			if tc.split {
+				args = append(args, "--split")
+			}
+			var stdout, stderr bytes.Buffer
+			if code := Main(context.Background(), args, Env{Stdout: &stdout, Stderr: &stderr}); code != 0 {
+				t.Fatalf("exit %d:\n%s", code, stderr.String())
+			}
+			got, _ := filepath.Glob(filepath.Join(outDir, "*"))
+			if len(got) != len(tc.files) {
+				t.Fatalf("files %v, want %v", got, tc.files)
+			}
+			for _, f := range tc.files {
+				if _, err := os.Stat(filepath.Join(outDir, f)); err != nil {
+					t.Error(err)
+				}
+			}
+			if !strings.Contains(stderr.String(), tc.stderr) || !strings.Contains(stderr.String(), "codec parameters changed") {
+				t.Errorf("stderr lacks %q:\n%s", tc.stderr, stderr.String())
+			}
+			// 0..2 s before the change: 50 frames; then 2..4 s and 8..11 s.
+			if !strings.Contains(stderr.String(), "H264, 50 frames") || tc.split != strings.Contains(stderr.String(), "H264, 125 frames") {
+				t.Errorf("frame counts:\n%s", stderr.String())
+			}
+		})
 	}
 }
 
