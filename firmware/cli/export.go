@@ -201,12 +201,23 @@ func reportClip(w io.Writer, p *clip.Plan, out string, split bool) {
 	}
 	switch {
 	case p.CutReason != nil && split:
-		fmt.Fprintf(w, "note: the clip ends at %s: %v; the rest follows in the next part\n",
-			p.CutAt.UTC().Format(time.RFC3339Nano), p.CutReason)
+		fmt.Fprintf(w, "note: the clip ends at %s (%s); the rest follows in the next part\n",
+			p.CutAt.UTC().Format(time.RFC3339Nano), cutReason(p.CutReason))
 	case p.CutReason != nil:
-		fmt.Fprintf(w, "note: the clip ends early, at %s: %v\n  export the rest with --from %s, or run again with --split\n",
-			p.CutAt.UTC().Format(time.RFC3339Nano), p.CutReason, p.CutAt.UTC().Format(time.RFC3339Nano))
+		fmt.Fprintf(w, "note: the clip ends early, at %s (%s)\n  export the rest with --from %s, or run again with --split\n",
+			p.CutAt.UTC().Format(time.RFC3339Nano), cutReason(p.CutReason), p.CutAt.UTC().Format(time.RFC3339Nano))
 	}
+}
+
+// cutReason says in words why a clip ended early.
+func cutReason(err error) string {
+	switch {
+	case errors.Is(err, clip.ErrParamsChanged):
+		return "the camera's codec parameters changed there"
+	case errors.Is(err, clip.ErrSizeLimit):
+		return "one clip holds at most 4 GiB and 12 h"
+	}
+	return err.Error()
 }
 
 // noFootage explains an empty range with the recorded spans nearest to it.

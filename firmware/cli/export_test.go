@@ -179,7 +179,7 @@ func TestExportSplit(t *testing.T) {
 					t.Error(err)
 				}
 			}
-			if !strings.Contains(stderr.String(), tc.stderr) || !strings.Contains(stderr.String(), "codec parameters changed") {
+			if !strings.Contains(stderr.String(), tc.stderr) || !strings.Contains(stderr.String(), "codec parameters changed there") {
 				t.Errorf("stderr lacks %q:\n%s", tc.stderr, stderr.String())
 			}
 			// 0..2 s before the change: 50 frames; then 2..4 s and 8..11 s.
