@@ -115,6 +115,20 @@ type Network struct {
 	DNS []string `json:"dns,omitempty"`
 }
 
+// DefaultGateways returns the IPv4 and IPv6 default routers ("" when none)
+// and the interfaces they are on.
+func (n Network) DefaultGateways() (gw4, dev4, gw6, dev6 string) {
+	for _, in := range n.Interfaces {
+		if in.Gateway4 != "" {
+			gw4, dev4 = in.Gateway4, in.Name
+		}
+		if in.Gateway6 != "" {
+			gw6, dev6 = in.Gateway6, in.Name
+		}
+	}
+	return gw4, dev4, gw6, dev6
+}
+
 // Interface is one link's addressing: a physical port, or a VLAN on one
 // when VLAN is set.
 type Interface struct {
@@ -134,8 +148,9 @@ type Interface struct {
 	// Addresses are static addresses in CIDR form ("192.0.2.10/24",
 	// "2001:db8::10/64").
 	Addresses []string `json:"addresses,omitempty"`
-	// Gateway4 and Gateway6 are default routers; each must lie in one of the
-	// interface's static prefixes of its family.
+	// Gateway4 and Gateway6 are the default routers; each must lie in one of
+	// the interface's static prefixes of its family (an IPv6 link-local
+	// router is accepted), and at most one interface has each.
 	Gateway4 string `json:"gateway4,omitempty"`
 	Gateway6 string `json:"gateway6,omitempty"`
 	// MTU is the link MTU (576-9216); 0 keeps the driver's default.

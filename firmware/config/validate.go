@@ -192,6 +192,21 @@ func ValidateNetwork(n Network) error {
 			return err
 		}
 	}
+	var gw4, gw6 string
+	for _, in := range n.Interfaces {
+		if in.Gateway4 != "" {
+			if gw4 != "" {
+				return invalid("network.interfaces["+in.Name+"].gateway4", "only one interface may have an IPv4 default gateway (%s has one)", gw4)
+			}
+			gw4 = in.Name
+		}
+		if in.Gateway6 != "" {
+			if gw6 != "" {
+				return invalid("network.interfaces["+in.Name+"].gateway6", "only one interface may have an IPv6 default gateway (%s has one)", gw6)
+			}
+			gw6 = in.Name
+		}
+	}
 	for _, in := range n.Interfaces {
 		if in.VLAN == 0 {
 			continue

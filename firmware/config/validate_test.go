@@ -84,6 +84,7 @@ func TestValidateNetwork(t *testing.T) {
 		{"vlan no parent", Network{Interfaces: []Interface{{Name: "v", VLAN: 5, Parent: "eth9"}}}, ".parent"},
 		{"vlan twice", Network{Interfaces: []Interface{eth0, {Name: "a", VLAN: 5, Parent: "eth0"}, {Name: "b", VLAN: 5, Parent: "eth0"}}}, ".vlan"},
 		{"mtu", Network{Interfaces: []Interface{{Name: "eth0", MTU: 100}}}, ".mtu"},
+		{"two v4 gateways", Network{Interfaces: []Interface{eth0, {Name: "eth1", Addresses: []string{"198.51.100.2/24"}, Gateway4: "198.51.100.1"}}}, "eth1].gateway4"},
 		{"bad dns", Network{DNS: []string{"dns.example"}}, "dns[0]"},
 	}
 	for _, tt := range tests {
