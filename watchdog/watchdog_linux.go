@@ -17,7 +17,7 @@ import (
 func Open(path string) (*Device, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("watchdog: open %s: %w", path, err)
+		return nil, fmt.Errorf("watchdog: %w", err)
 	}
 	return newDevice(path, &fileSys{f: f}), nil
 }

@@ -107,7 +107,7 @@ func Read(sys fs.FS, name string) (Array, error) {
 	dir := path.Join("block", name, "md")
 	if _, err := fs.Stat(sys, dir); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return Array{}, fmt.Errorf("mdraid: %s: %w", name, ErrNoArray)
+			return Array{}, fmt.Errorf("%w: %s", ErrNoArray, name)
 		}
 		return Array{}, fmt.Errorf("mdraid: %s: %w", name, err)
 	}

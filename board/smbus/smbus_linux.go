@@ -63,7 +63,7 @@ func Open(bus int, addr uint16, opts Options) (*Dev, error) {
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("smbus: open %s: %w", path, err)
+		return nil, fmt.Errorf("smbus: %w", err)
 	}
 	d := &Dev{path: path, addr: addr, f: f}
 	fail := func(what string, err error) (*Dev, error) {

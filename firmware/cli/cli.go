@@ -80,6 +80,7 @@ Run "nvrd COMMAND --help" for a command's flags.`,
 			firmwareCommand(),
 			storeCommand(),
 			exportCommand(),
+			boardCommand(),
 		},
 	}
 }
