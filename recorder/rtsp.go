@@ -19,6 +19,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph265"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtpmpeg4audio"
+	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
 	"github.com/pion/rtp"
 
 	"github.com/nvrfw/nvr/ringstore"
@@ -111,7 +112,7 @@ func (gortsplibConnector) connect(ctx context.Context, cfg connectConfig) (camCo
 	stop := context.AfterFunc(ctx, c.Close)
 	conn := &gortsplibConn{c: c, stop: stop, doneCh: make(chan struct{})}
 	go func() {
-		conn.e = c.Wait()
+		conn.e = sessionError(c.Wait())
 		close(conn.doneCh)
 	}()
 	if err := conn.start(u, cfg); err != nil {
@@ -136,6 +137,18 @@ type gortsplibConn struct {
 func (g *gortsplibConn) tracks() []trackInfo   { return g.ts }
 func (g *gortsplibConn) done() <-chan struct{} { return g.doneCh }
 func (g *gortsplibConn) err() error            { return g.e }
+
+// sessionError classifies why gortsplib ended a playing session: its read
+// timeouts (no RTP nor RTCP for ReadTimeout while the connection stayed
+// open) are stalls.
+func sessionError(err error) error {
+	var tcp liberrors.ErrClientTCPTimeout
+	var udp liberrors.ErrClientUDPTimeout
+	if errors.As(err, &tcp) || errors.As(err, &udp) {
+		return fmt.Errorf("%w: %w", ErrStall, err)
+	}
+	return err
+}
 
 func (g *gortsplibConn) close() {
 	g.once.Do(func() {

@@ -27,7 +27,7 @@ type FrameWriter interface {
 // Errors callers act on.
 var (
 	// ErrStall: the camera kept its session open but sent no video for
-	// Options.StallTimeout.
+	// Options.StallTimeout (or no packet at all for Options.ReadTimeout).
 	ErrStall = errors.New("camera stalled: session open but no frames")
 	// ErrPanic: the session panicked; it was recovered and restarted.
 	ErrPanic = errors.New("recorder session panicked")
@@ -65,7 +65,7 @@ type Options struct {
 	ClockSlew float64
 	// MaxCameraClockSkew: the camera's NTP time (RTCP sender reports) is
 	// used as the wall time of its frames only while it is within this of
-	// the local clock; else frames are timed by local arrival. 0: 5 s.
+	// the local clock; else frames are timed by local arrival. 0: 2 s.
 	MaxCameraClockSkew time.Duration
 	// QueueLength is the number of access units buffered between the RTSP
 	// reader and the recorder; when full the reader waits (TCP pushes back
@@ -95,7 +95,7 @@ func (o Options) withDefaults() Options {
 	def(&o.BackoffMax, 30*time.Second)
 	def(&o.HealthyAfter, 10*time.Second)
 	def(&o.JumpThreshold, 10*time.Second)
-	def(&o.MaxCameraClockSkew, 5*time.Second)
+	def(&o.MaxCameraClockSkew, 2*time.Second)
 	if o.BackoffMax < o.BackoffMin {
 		o.BackoffMax = o.BackoffMin
 	}
