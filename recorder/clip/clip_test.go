@@ -152,6 +152,23 @@ func TestExportParamsChange(t *testing.T) {
 	}
 }
 
+// TestExportInbandParamsChange: the camera changes resolution but the
+// recorder never sets new tracks; the in-band parameter sets of the next
+// keyframe differ from the clip's, so the clip is cut there all the same.
+func TestExportInbandParamsChange(t *testing.T) {
+	a := encode(t, encodeSpec{codec: ringstore.CodecH265, seconds: 3})
+	b := encode(t, encodeSpec{codec: ringstore.CodecH265, seconds: 3, width: 480})
+	b.tracks = nil
+	src := newFakeSource()
+	src.add("cam1", a, t0, nil)
+	src.add("cam1", b, sec(3), nil)
+	path, p := export(t, src, Options{Stream: "cam1", From: sec(1), To: sec(5)})
+	if !errors.Is(p.CutReason, ErrParamsChanged) || !p.CutAt.Equal(sec(3)) {
+		t.Fatalf("cut %v at %v, want ErrParamsChanged at 3 s", p.CutReason, p.CutAt.Sub(t0))
+	}
+	checkClip(t, path, []string{"hevc"}, "hvc1", 50, 2)
+}
+
 func TestExportAcrossGap(t *testing.T) {
 	// 0..3 s recorded, camera offline 3..5 s, 5..8 s recorded.
 	a := encode(t, encodeSpec{codec: ringstore.CodecH264, seconds: 3, audio: true})

@@ -160,11 +160,20 @@ func (p *Plan) takeFrame(st *scanState, rf ringstore.ReadFrame) bool {
 	if rf.Time.Before(p.Start) {
 		return true // audio before the first picture, or leading pictures
 	}
-	if tp.video && len(tp.samples) == 0 {
-		if !rf.Key {
-			return true // a further video track starting mid-GOP
+	if tp.video && len(tp.samples) == 0 && !rf.Key {
+		return true // a further video track starting mid-GOP
+	}
+	if tp.video && rf.Key {
+		// Parameter sets repeated in-band must stay those of the clip's
+		// first keyframe: a camera that changed them without the recorder
+		// setting new tracks still cuts the clip.
+		ib, _ := inbandParams(tp.track.Codec, rf.Data)
+		if len(tp.samples) == 0 {
+			tp.params = ib
+		} else if changedParams(tp.params, ib) {
+			p.CutAt, p.CutReason = rf.Time, ErrParamsChanged
+			return false
 		}
-		tp.params, _ = inbandParams(tp.track.Codec, rf.Data)
 	}
 	if st.bytes+int64(len(rf.Data)) > p.opts.MaxBytes || rf.Time.Sub(p.Start) >= p.opts.MaxDuration {
 		p.CutAt, p.CutReason = rf.Time, ErrSizeLimit

@@ -99,6 +99,13 @@ func sameParams(a, b paramSets) bool {
 	return bytes.Equal(a.vps, b.vps) && bytes.Equal(a.sps, b.sps) && bytes.Equal(a.pps, b.pps)
 }
 
+// changedParams reports whether b holds a parameter set of a kind a also
+// holds, with different bytes.
+func changedParams(a, b paramSets) bool {
+	differ := func(x, y []byte) bool { return len(x) > 0 && len(y) > 0 && !bytes.Equal(x, y) }
+	return differ(a.vps, b.vps) || differ(a.sps, b.sps) || differ(a.pps, b.pps)
+}
+
 // defaultAudioRate is the timescale of an audio track whose ClockRate and
 // configuration say nothing.
 const defaultAudioRate = 8000
