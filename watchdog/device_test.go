@@ -1,8 +1,11 @@
 package watchdog
 
 import (
+	"context"
 	"errors"
 	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -164,12 +167,13 @@ func TestFlagsString(t *testing.T) {
 }
 
 // TestRealDevice exercises the kernel driver where one exists (the QEMU
-// guest's i6300esb). Opening a watchdog arms it, and a nowayout kernel then
-// resets the machine after the test, so it also needs NVR_REAL_WATCHDOG=1.
+// guest's i6300esb). Opening a watchdog arms it; the test disarms it with the
+// magic close, which a nowayout kernel ignores (the machine would reset), so
+// on such a kernel it runs only with NVR_REAL_WATCHDOG=1.
 func TestRealDevice(t *testing.T) {
 	path := os.Getenv("NVR_WATCHDOG_DEV")
 	if path == "" {
-		path = DefaultPath
+		path = "/dev/watchdog0"
 	}
 	if _, err := os.Stat(path); err != nil {
 		if os.Getenv("CI") == "true" && os.Getenv("NVR_REAL_WATCHDOG") == "1" {
@@ -177,10 +181,14 @@ func TestRealDevice(t *testing.T) {
 		}
 		t.Skipf("no watchdog device here (%v); the QEMU image test runs this with i6300esb", err)
 	}
-	if os.Getenv("NVR_REAL_WATCHDOG") != "1" {
-		t.Skipf("%s exists but opening it arms it: set NVR_REAL_WATCHDOG=1 to test it", path)
+	nowayout, err := os.ReadFile(filepath.Join("/sys/class/watchdog", filepath.Base(path), "nowayout"))
+	if (err != nil || strings.TrimSpace(string(nowayout)) != "0") && os.Getenv("NVR_REAL_WATCHDOG") != "1" {
+		t.Skipf("%s exists but cannot be disarmed after the test (nowayout %q, %v): set NVR_REAL_WATCHDOG=1 to test it anyway", path, nowayout, err)
 	}
 	d, err := Open(path)
+	if errors.Is(err, syscall.EBUSY) && os.Getenv("NVR_REAL_WATCHDOG") != "1" {
+		t.Skipf("%s is held by another process: %v", path, err)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,5 +226,22 @@ func TestRealDevice(t *testing.T) {
 	}
 	if _, err := d.PreTimeout(); err != nil && !errors.Is(err, ErrNotSupported) {
 		t.Fatal(err)
+	}
+
+	// A Guard pets the real device while its check passes.
+	g, err := New(Options{Device: d, Timeout: 3 * time.Second, BootGrace: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.AddCheck("ok", func(time.Time) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+	defer cancel()
+	if err := g.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := g.Status(); st.Pets < 2 || st.PetErrors != 0 {
+		t.Fatalf("guard on %s: %+v", path, st)
 	}
 }

@@ -43,6 +43,11 @@ type Options struct {
 	// fixed (SetTimeout fails with ErrNotSupported) the device's own timeout
 	// is used. Negative: keep the device's current timeout.
 	Timeout time.Duration
+	// PreTimeout, when positive, is programmed after the timeout on devices
+	// that support it (*Device does): the driver's pre-action (NMI, panic,
+	// log) fires that long before the reset. A driver without pretimeouts
+	// is logged, not an error. Default 0: leave it alone.
+	PreTimeout time.Duration
 	// Interval is how often checks run and, while healthy, the device is
 	// petted. Default: the device's timeout / 3; it may not be longer.
 	Interval time.Duration
@@ -105,6 +110,11 @@ func New(opts Options) (*Guard, error) {
 	}
 	if opts.Interval > 0 && opts.Timeout > 0 && opts.Interval > opts.Timeout/3 {
 		return nil, fmt.Errorf("watchdog: guard: interval %v longer than timeout/3 (%v)", opts.Interval, opts.Timeout/3)
+	}
+	if opts.PreTimeout > 0 {
+		if _, err := seconds("guard pretimeout", opts.PreTimeout); err != nil {
+			return nil, err
+		}
 	}
 	if opts.BootGrace == 0 {
 		opts.BootGrace = DefaultBootGrace
@@ -255,6 +265,9 @@ func (g *Guard) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := g.programPreTimeout(timeout); err != nil {
+		return err
+	}
 	interval := g.opts.Interval
 	if interval == 0 {
 		interval = timeout / 3
@@ -314,6 +327,32 @@ func (g *Guard) programTimeout() (time.Duration, error) {
 		return 0, fmt.Errorf("watchdog: guard: device reports timeout %v", got)
 	}
 	return got, nil
+}
+
+func (g *Guard) programPreTimeout(timeout time.Duration) error {
+	if g.opts.PreTimeout <= 0 {
+		return nil
+	}
+	if g.opts.PreTimeout >= timeout {
+		return fmt.Errorf("watchdog: guard: pretimeout %v not shorter than the timeout %v", g.opts.PreTimeout, timeout)
+	}
+	pd, ok := g.dev.(interface {
+		SetPreTimeout(time.Duration) (time.Duration, error)
+	})
+	if !ok {
+		g.log.Warn("watchdog device cannot set a pretimeout", "pretimeout", g.opts.PreTimeout)
+		return nil
+	}
+	got, err := pd.SetPreTimeout(g.opts.PreTimeout)
+	switch {
+	case errors.Is(err, ErrNotSupported):
+		g.log.Warn("watchdog driver has no pretimeout", "err", err)
+	case err != nil:
+		return fmt.Errorf("watchdog: guard: set pretimeout: %w", err)
+	default:
+		g.log.Info("watchdog pretimeout set", "pretimeout", got)
+	}
+	return nil
 }
 
 // evaluate runs one check, turning a panic into a failure.

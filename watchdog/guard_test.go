@@ -469,3 +469,51 @@ func TestGuardStoreStalledInDatasync(t *testing.T) {
 	r.stop()
 	waitFor(t, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= before })
 }
+
+// preDog is a Dog that also takes a pretimeout.
+type preDog struct {
+	*watchdogtest.Dog
+	pre atomic.Int64
+	err error
+}
+
+func (p *preDog) SetPreTimeout(d time.Duration) (time.Duration, error) {
+	if p.err != nil {
+		return 0, p.err
+	}
+	p.pre.Store(int64(d))
+	return d, nil
+}
+
+func TestGuardPreTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		pre     time.Duration
+		err     error
+		wantRun bool
+		wantSet time.Duration
+	}{
+		{"set", 2 * time.Second, nil, true, 2 * time.Second},
+		{"driver without pretimeout", 2 * time.Second, watchdog.ErrNotSupported, true, 0},
+		{"driver error", 2 * time.Second, errors.New("EIO"), false, 0},
+		{"not shorter than the timeout", 3 * time.Second, nil, false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := watchdogtest.NewClock(t0)
+			dog := &preDog{Dog: watchdogtest.NewDog(time.Minute, false, clk), err: tc.err}
+			g, err := watchdog.New(watchdog.Options{Device: dog, Clock: clk, Timeout: 3 * time.Second, PreTimeout: tc.pre})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel() // Run programs the device, pets once, and returns
+			err = g.Run(ctx)
+			if (err == nil) != tc.wantRun {
+				t.Fatalf("Run = %v, want success %v", err, tc.wantRun)
+			}
+			if got := time.Duration(dog.pre.Load()); got != tc.wantSet {
+				t.Errorf("pretimeout set to %v, want %v", got, tc.wantSet)
+			}
+		})
+	}
+}
