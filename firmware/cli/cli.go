@@ -81,6 +81,7 @@ Run "nvrd COMMAND --help" for a command's flags.`,
 			storeCommand(),
 			exportCommand(),
 			boardCommand(),
+			configCommand(),
 		},
 	}
 }

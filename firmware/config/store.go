@@ -18,6 +18,10 @@ import (
 // ErrClosed is returned by a Store's methods after Close.
 var ErrClosed = errors.New("configuration store closed")
 
+// ErrLocked is returned by Open when another process (a running nvrd) holds
+// the database for longer than Options.LockTimeout.
+var ErrLocked = errors.New("configuration database is in use by another process")
+
 // Options configures Open. The zero value of each field means its default.
 type Options struct {
 	// Path is the bbolt file on the persistent configuration volume
@@ -111,6 +115,9 @@ func Open(opts Options) (*Store, error) {
 	}
 	opts.Argon2 = opts.Argon2.withDefaults()
 	db, err := bolt.Open(opts.Path, 0o600, &bolt.Options{Timeout: opts.LockTimeout})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("open configuration %s: %w", opts.Path, ErrLocked)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open configuration %s: %w", opts.Path, err)
 	}

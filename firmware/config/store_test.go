@@ -369,3 +369,10 @@ func TestOpenNeedsPath(t *testing.T) {
 		t.Error("Open without a path succeeded")
 	}
 }
+
+func TestOpenLocked(t *testing.T) {
+	_, path := newTestStore(t)
+	if _, err := Open(Options{Path: path, LockTimeout: 50 * time.Millisecond}); !errors.Is(err, ErrLocked) {
+		t.Errorf("second Open = %v, want ErrLocked", err)
+	}
+}
