@@ -164,21 +164,29 @@ func (s *Session) appendFrame(p *pipeline, f ringstore.Frame, video bool) (bool,
 	_, err := s.w.Append(f)
 	switch {
 	case err == nil:
-	case errors.Is(err, ringstore.ErrBackpressure):
-		// The store is behind: drop whole GOPs until the next keyframe.
-		s.dropped(p)
-		if !p.waitKey {
-			s.log.Warn("store backlog full, dropping frames until the next keyframe")
-			s.endSpan(ringstore.GapDropped)
-			p.waitKey = true
-		}
-		return false, nil
+	case errors.Is(err, ringstore.ErrClosed):
+		return false, fmt.Errorf("%w: append: %w", ErrStore, err)
 	case errors.Is(err, ringstore.ErrNonMonotonic):
+		// Only a single frame is out of order (the clock keeps decoding
+		// time monotonic; presentation time goes back with B-frames).
 		s.dropped(p)
 		s.decodeError(fmt.Errorf("store rejected frame of track %d: %w", f.Track, err))
 		return false, nil
 	default:
-		return false, fmt.Errorf("%w: append: %w", ErrStore, err)
+		// Backpressure (the store is behind), or a frame the store cannot
+		// take (too large): drop whole GOPs until the next keyframe.
+		s.dropped(p)
+		if !p.waitKey {
+			if errors.Is(err, ringstore.ErrBackpressure) {
+				s.log.Warn("store backlog full, dropping frames until the next keyframe")
+			} else {
+				s.log.Warn("store refused a frame, dropping frames until the next keyframe", "err", err)
+				s.update(func(st *Status) { st.LastError = err.Error() })
+			}
+			s.endSpan(ringstore.GapDropped)
+			p.waitKey = true
+		}
+		return false, nil
 	}
 	if f.Key && (video || !p.hasVideo) {
 		p.waitKey = false

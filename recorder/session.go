@@ -32,7 +32,7 @@ var (
 	// ErrPanic: the session panicked; it was recovered and restarted.
 	ErrPanic = errors.New("recorder session panicked")
 	// ErrStore: the store refused the stream for a reason reconnecting
-	// cannot fix (closed, or an error other than backpressure).
+	// cannot fix: it is closed, or SetTracks failed.
 	ErrStore = errors.New("store refused the stream")
 	// ErrRunning: Run was called on a session that is already running.
 	ErrRunning = errors.New("session already running")
