@@ -111,7 +111,7 @@ func parseTimeArg(s string, now time.Time) (time.Time, error) {
 func runExport(ctx context.Context, env Env, a exportArgs) error {
 	st, err := ringstore.Open(ctx, a.data, ringstore.Options{IndexPath: a.index})
 	if err != nil {
-		return fmt.Errorf("open store %s: %w", a.data, err)
+		return fmt.Errorf("open store %s (while nvrd records on it, export over its API instead): %w", a.data, err)
 	}
 	defer st.Close()
 	src := clip.SourceFunc(st.Frames)
