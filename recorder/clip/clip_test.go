@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -332,5 +333,32 @@ func TestWriteRange(t *testing.T) {
 	}
 	if name := p.Name(); name != "cam1_20261125T120000Z.mp4" {
 		t.Errorf("Name %q", name)
+	}
+}
+
+func TestProgress(t *testing.T) {
+	rec := encode(t, encodeSpec{codec: ringstore.CodecH264, seconds: 3, audio: true})
+	src := newFakeSource()
+	src.add("cam1", rec, t0, nil)
+	var got []Progress
+	opts := Options{Stream: "cam1", From: sec(0.5), To: sec(3), Progress: func(p Progress) { got = append(got, p) }}
+	p, err := Write(context.Background(), io.Discard, src, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last [2]int64
+	var ends [2]bool
+	for i, g := range got {
+		if i > 0 && g.Phase < got[i-1].Phase {
+			t.Fatalf("update %d: phase %v after %v", i, g.Phase, got[i-1].Phase)
+		}
+		if g.Done < last[g.Phase] || g.Done > g.Total {
+			t.Fatalf("update %d: %+v after %d", i, g, last[g.Phase])
+		}
+		last[g.Phase] = g.Done
+		ends[g.Phase] = g.Done == g.Total
+	}
+	if !ends[PhaseScan] || !ends[PhaseWrite] || got[len(got)-1].Total != p.Size() {
+		t.Fatalf("progress did not end at 100%% of each phase: %+v", got)
 	}
 }
