@@ -29,8 +29,8 @@ type fakeWriter struct {
 	needKey  map[uint8]bool // the track's span has not had a keyframe yet
 	// fail, when set, decides the error of each Append (nil: accept).
 	fail func(f ringstore.Frame) error
-	// panicOnce makes the next Append panic.
-	panicOnce bool
+	// panicOnce makes the next Append panic; panicGap the next MarkGap.
+	panicOnce, panicGap bool
 }
 
 type gapMark struct {
@@ -76,6 +76,10 @@ func (w *fakeWriter) Append(f ringstore.Frame) (uint64, error) {
 func (w *fakeWriter) MarkGap(cause ringstore.GapCause, at time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.panicGap {
+		w.panicGap = false
+		panic("fake writer: injected panic in MarkGap")
+	}
 	w.gaps = append(w.gaps, gapMark{cause: cause, at: at, after: len(w.frames)})
 	for id := range w.needKey {
 		w.needKey[id] = true
