@@ -104,3 +104,22 @@ func FuzzParseBootCounts(f *testing.F) {
 		}
 	})
 }
+
+func FuzzReadSysfs(f *testing.F) {
+	f.Add("active", "30", "0x8000", "32", "1")
+	f.Add("inactive", "", "0", "0", "0")
+	f.Add("running", "-1", "0xffffffffff", "x", "")
+	f.Fuzz(func(t *testing.T, state, timeout, status, bootstatus, nowayout string) {
+		sys := i6300esb()
+		for k, v := range map[string]string{"state": state, "timeout": timeout, "status": status, "bootstatus": bootstatus, "nowayout": nowayout} {
+			sys["class/watchdog/watchdog0/"+k] = &fstest.MapFile{Data: []byte(v)}
+		}
+		s, err := ReadSysfs(sys, "watchdog0")
+		if err != nil {
+			return
+		}
+		if s.Timeout < 0 || s.TimeLeft < 0 || s.Timeout%time.Second != 0 {
+			t.Fatalf("accepted %+v", s)
+		}
+	})
+}

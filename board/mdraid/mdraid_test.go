@@ -132,3 +132,34 @@ func FuzzParseSyncCompleted(f *testing.F) {
 		}
 	})
 }
+
+func FuzzRead(f *testing.F) {
+	f.Add("clean", "raid1", "2", "1", "recover", "100 / 400", "in_sync", "0")
+	f.Add("inactive", "raid5", "3", "4", "idle", "none", "faulty,write_error", "none")
+	f.Add("", "", "x", "-1", "", "1/", "", "-3")
+	f.Fuzz(func(t *testing.T, state, level, disks, degraded, action, completed, mstate, slot string) {
+		sys := fstest.MapFS{
+			"block/md0/md/array_state":    {Data: []byte(state)},
+			"block/md0/md/level":          {Data: []byte(level)},
+			"block/md0/md/raid_disks":     {Data: []byte(disks)},
+			"block/md0/md/degraded":       {Data: []byte(degraded)},
+			"block/md0/md/sync_action":    {Data: []byte(action)},
+			"block/md0/md/sync_completed": {Data: []byte(completed)},
+			"block/md0/md/dev-sdb/state":  {Data: []byte(mstate)},
+			"block/md0/md/dev-sdb/slot":   {Data: []byte(slot)},
+		}
+		a, err := mdraid.Read(sys, "md0")
+		if err != nil {
+			return
+		}
+		if a.RaidDisks < 0 || a.Degraded < 0 || len(a.Members) != 1 || a.Members[0].Slot < -1 {
+			t.Fatalf("accepted %+v", a)
+		}
+		if p := a.Progress(); p != -1 && (p < 0 || p > 1) {
+			t.Fatalf("progress %v", p)
+		}
+		if h := a.Health(); h > mdraid.Failed {
+			t.Fatalf("health %v", h)
+		}
+	})
+}
