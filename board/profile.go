@@ -10,22 +10,6 @@ import (
 	"time"
 )
 
-// A board profile is a small line-oriented text file, one directive per
-// line; '#' starts a comment; fields are separated by blanks; options are
-// key=value with no blanks inside. The first directive names the model:
-//
-//	model generic-x86-2u
-//	psu PSU1 bus=0 addr=0x58                   # PMBus PSU on /dev/i2c-0 at 0x58
-//	bay BAY0 present=gpiochip0:0 present-active=low fault-led=gpiochip0:8 locate-led=gpiochip0:16
-//	raid md0 role=recording                    # the recording volume
-//	watchdog /dev/watchdog0 timeout=30s
-//
-// A GPIO line is CHIP:LINE, CHIP a chip's device name (gpiochip0) or label
-// (gpio-sim.0-node0), LINE an offset on the chip or a line name. Names are
-// unique per kind. Parse is strict: an unknown directive or option, a
-// missing or repeated option, or a malformed value is an error naming the
-// line.
-
 // MaxProfileSize bounds a profile file; larger input is rejected.
 const MaxProfileSize = 64 << 10
 
