@@ -36,6 +36,7 @@ func commands() []*command {
 		timeCommand(),
 		usersCommand(),
 		tokensCommand(),
+		configCommand(),
 		{name: "events", args: "[--audit | --system] [--limit N] [--json]", summary: "the event log and the configuration audit log, newest first",
 			role: config.RoleViewer, json: true, flags: map[string]flagKind{"audit": boolFlag, "system": boolFlag, "limit": valueFlag}, run: runEvents},
 		{name: "firmware", summary: "firmware slots", subs: []*command{

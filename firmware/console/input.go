@@ -64,6 +64,7 @@ type lineEditor struct {
 // readOpts says how to read one line.
 type readOpts struct {
 	echo    bool          // false for passwords
+	silent  bool          // not even a new line after Enter (pasted text)
 	history bool          // up/down recall, and the line is remembered
 	idle    time.Duration // 0: none
 }
@@ -160,10 +161,10 @@ func (e *lineEditor) key(st *editState, b byte, o readOpts) (string, error) {
 		if skipLF {
 			return "", errNoInput
 		}
-		return e.submit(st)
+		return e.submit(st, o)
 	case '\r':
 		e.skipLF = true
-		return e.submit(st)
+		return e.submit(st, o)
 	case 0x7f, 0x08: // DEL, backspace
 		e.erase(st, o, 1)
 	case 0x15: // Ctrl-U
@@ -193,8 +194,10 @@ func (e *lineEditor) key(st *editState, b byte, o readOpts) (string, error) {
 	return "", errNoInput
 }
 
-func (e *lineEditor) submit(st *editState) (string, error) {
-	e.c.writeString("\r\n")
+func (e *lineEditor) submit(st *editState, o readOpts) (string, error) {
+	if !o.silent {
+		e.c.writeString("\r\n")
+	}
 	if st.overflow {
 		return "", errLineTooLong
 	}

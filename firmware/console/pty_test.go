@@ -414,3 +414,65 @@ func TestNewValidates(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleConfigExportImport clones a site through two serial consoles:
+// export printed on one, pasted into the other.
+func TestConsoleConfigExportImport(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src.db")
+	dst := filepath.Join(t.TempDir(), "dst.db")
+	for _, p := range []string{src, dst} {
+		s := openStore(t, p)
+		if _, err := s.Apply("test", config.AddUser{Name: "root", Role: config.RoleAdmin, Password: "root-password"}); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+	const prompt = "root@nvr> "
+	h := startHarness(t, src, nil)
+	h.login("root", "root-password")
+	h.expect(prompt)
+	h.run(prompt, "cameras add lobby rtsp://192.0.2.5/s --user u --password cam-pw-1 --max-age 3d")
+	h.typeLine("users add op operator")
+	h.expect("Password: ")
+	h.typeLine("operator-pw")
+	h.expect("Retype password: ")
+	h.typeLine("operator-pw")
+	h.expect(prompt)
+	h.typeLine("config export")
+	h.expect(exportBegin + "\r\n")
+	file := h.expect(exportEnd)
+	h.expect(prompt)
+	h.stop()
+	if !strings.Contains(file, "cam-pw-1") || !strings.Contains(file, "\r\nsha256 ") {
+		t.Fatalf("export = %q", file)
+	}
+
+	h2 := startHarness(t, dst, nil)
+	h2.login("root", "root-password")
+	h2.expect(prompt)
+	// A damaged paste is refused and changes nothing.
+	h2.typeLine("config import")
+	h2.expect("ends at its \"sha256\" line.\r\n")
+	h2.typeRaw(strings.ReplaceAll(strings.Replace(file, "lobby", "lobbx", 1), "\r\n", "\r"))
+	out := h2.expect(prompt)
+	oneErrorLine(t, "config import (damaged)", out)
+	if !strings.Contains(out, "checksum mismatch") {
+		t.Errorf("damaged import: %q", out)
+	}
+	h2.typeLine("config import")
+	h2.expect("ends at its \"sha256\" line.\r\n")
+	h2.typeRaw(exportBegin + "\r" + strings.ReplaceAll(file, "\r\n", "\r"))
+	if out := h2.expect(prompt); !strings.Contains(out, "1 cameras, 2 users") {
+		t.Errorf("import: %q", out)
+	}
+	h2.stop()
+	s := openStore(t, dst)
+	defer s.Close()
+	site, _ := s.Site()
+	if c, ok := site.Camera("lobby"); !ok || c.Password.Reveal() != "cam-pw-1" || c.MaxAge != 3*24*time.Hour {
+		t.Errorf("imported camera %+v", c)
+	}
+	if _, err := s.Authenticate("op", "operator-pw"); err != nil {
+		t.Errorf("imported user: %v", err)
+	}
+}

@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"io"
 	"time"
 
 	"github.com/nvrfw/nvr/firmware/config"
@@ -120,4 +121,6 @@ type ConfigStore interface {
 	Audit(before uint64, limit int) ([]config.AuditEntry, error)
 	Authenticate(name, password string) (config.User, error)
 	EnsureAdmin(actor string) (password string, created bool, err error)
+	Export(w io.Writer) error
+	Import(actor, source string, r io.Reader) (config.Change, error)
 }
