@@ -74,4 +74,3 @@ func runConfigImport(ctx context.Context, s *session, a parsedArgs) error {
 	s.c.printf("read %d lines; %s\nrestart nvrd (reboot) to apply everything\n", lines, ch.What)
 	return nil
 }
-
