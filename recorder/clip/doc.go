@@ -20,6 +20,9 @@
 // checked against the first (time and size): footage evicted in between
 // fails the export with ErrSourceChanged.
 //
+// Cache shares plans between the many Range requests a player sends for one
+// export, so that each does not scan the range again.
+//
 // # What the file holds
 //
 //   - The clip starts at the first video keyframe at or before From (the
