@@ -328,3 +328,17 @@ func TestNewMonitorValidates(t *testing.T) {
 		}
 	}
 }
+
+// TestMonitorBayLatency measures how long a clean bay change takes to reach
+// OnEvent with the default 50ms debounce.
+func TestMonitorBayLatency(t *testing.T) {
+	b := newBench(t, func(o *board.MonitorOptions) { o.Debounce = 0 })
+	start := time.Now()
+	b.pins[0].EdgesChan <- gpio.High
+	waitFor(t, "bay event", func() bool { return len(b.events.events()) == 1 })
+	d := time.Since(start)
+	if d < board.DefaultDebounce {
+		t.Errorf("event after %v, before the %v debounce", d, board.DefaultDebounce)
+	}
+	t.Logf("bay removal reported %v after the edge (debounce %v)", d, board.DefaultDebounce)
+}
