@@ -270,3 +270,17 @@ func TestParseAge(t *testing.T) {
 		}
 	}
 }
+
+func TestRemovedUserLoggedOut(t *testing.T) {
+	e := newCmdEnv(t)
+	site, _ := e.store.Site()
+	u, _ := site.User("op")
+	s := &session{c: e.c, user: u, actor: "console:op"}
+	if _, err := e.store.Apply("test", config.RemoveUser{Name: "op"}); err != nil {
+		t.Fatal(err)
+	}
+	done, err := s.execLine(context.Background(), "cameras list")
+	if !done || err != nil || !strings.Contains(e.term.take(), "no longer exists") {
+		t.Errorf("execLine after removal: done %v err %v", done, err)
+	}
+}

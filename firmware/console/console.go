@@ -58,7 +58,8 @@ type Options struct {
 	LoginDelay, MaxLoginDelay time.Duration
 	// MaxLine is the longest accepted line in bytes; default 1024.
 	MaxLine int
-	// Hostname is shown in the prompt; default "nvr".
+	// Hostname is shown in the prompt and banner; default: the configured
+	// network host name, else "nvr".
 	Hostname string
 	// Banner is printed before each login prompt; default "nvrd console".
 	Banner string
@@ -118,9 +119,6 @@ func New(opts Options) (*Console, error) {
 	}
 	if opts.MaxLine <= 0 {
 		opts.MaxLine = 1024
-	}
-	if opts.Hostname == "" {
-		opts.Hostname = "nvr"
 	}
 	if opts.Banner == "" {
 		opts.Banner = "nvrd console"
@@ -193,7 +191,7 @@ func (c *Console) loginAndServe(ctx context.Context) error {
 	if err := c.firstRun(); err != nil {
 		c.printf("error: %s\n", oneLine(err))
 	}
-	c.printf("\n%s on %s\n", c.opts.Banner, c.opts.Hostname)
+	c.printf("\n%s on %s\n", c.opts.Banner, c.hostname())
 	name, err := c.ed.readLine(ctx, "login: ", readOpts{echo: true, idle: c.opts.IdleTimeout})
 	switch {
 	case errors.Is(err, errInterrupted), errors.Is(err, errLogout), errors.Is(err, errIdle), errors.Is(err, errLineTooLong):
@@ -252,6 +250,17 @@ func (c *Console) firstRun() error {
 	c.printf("\nFirst start: created user %q with password %s\n", config.FirstAdmin, pw)
 	c.printf("It is shown only this once; you must change it at first login.\n")
 	return nil
+}
+
+// hostname is the name shown in prompts.
+func (c *Console) hostname() string {
+	if c.opts.Hostname != "" {
+		return c.opts.Hostname
+	}
+	if site, err := c.opts.Config.Site(); err == nil && site.Network.Hostname != "" {
+		return site.Network.Hostname
+	}
+	return "nvr"
 }
 
 // drain drops input typed while a login delay ran.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -121,6 +122,9 @@ func (e *lineEditor) readLine(ctx context.Context, prompt string, o readOpts) (s
 }
 
 func (e *lineEditor) remember(line string) {
+	if strings.Contains(line, "--password") {
+		return // never recall a secret onto the screen
+	}
 	if n := len(e.history); n > 0 && e.history[n-1] == line {
 		return
 	}

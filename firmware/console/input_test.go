@@ -43,6 +43,7 @@ func TestLineEditor(t *testing.T) {
 		{"other escapes dropped", "a\x1b[1;5Cb\x1bOPc\x1b[3~\r", readOpts{echo: true}, []string{"abc"}, ""},
 		{"lone escape", "a\x1bxb\r", readOpts{echo: true}, []string{"axb"}, ""},
 		{"history", "one\rtwo\r\x1b[A\x1b[A\r\x1b[A\x1b[B\x1b[B\r", readOpts{echo: true, history: true}, []string{"one", "two", "one", ""}, ""},
+		{"history skips passwords", "x --password p\ry\r\x1b[A\x1b[A\r", readOpts{echo: true, history: true}, []string{"x --password p", "y", "y"}, ""},
 		{"history with SS3 arrows", "one\r\x1bOA\r", readOpts{echo: true, history: true}, []string{"one", "one"}, ""},
 		{"too long", strings.Repeat("x", 40) + "\rok\r", readOpts{echo: true}, []string{"!line too long", "ok"}, ""},
 		{"too long then erased", strings.Repeat("x", 40) + "\x15ok\r", readOpts{echo: true}, []string{"ok"}, ""},

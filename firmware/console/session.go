@@ -42,8 +42,8 @@ func (s *session) serve(ctx context.Context) error {
 		}
 	}
 	s.c.printf("Logged in as %s (%s). Type \"help\" for commands, Ctrl-D to log out.\n", s.user.Name, s.user.Role)
-	prompt := fmt.Sprintf("%s@%s> ", s.user.Name, s.c.opts.Hostname)
 	for {
+		prompt := fmt.Sprintf("%s@%s> ", s.user.Name, s.c.hostname())
 		line, err := s.c.ed.readLine(ctx, prompt, readOpts{echo: true, history: true, idle: s.c.opts.IdleTimeout})
 		switch {
 		case errors.Is(err, errInterrupted):
@@ -104,6 +104,18 @@ func (s *session) exec(ctx context.Context, words []string) error {
 	if err != nil {
 		return err
 	}
+	// Roles are checked against the stored user, so a removed user or a
+	// changed role takes effect in open sessions too.
+	site, err := s.c.opts.Config.Site()
+	if err != nil {
+		return err
+	}
+	u, ok := site.User(s.user.Name)
+	if !ok {
+		s.c.printf("your account no longer exists: logged out\n")
+		return errLogout
+	}
+	s.user = u
 	if cmd.run == nil {
 		return usagef("%s needs a subcommand: %s (see \"help %s\")", path, subNames(cmd), path)
 	}
