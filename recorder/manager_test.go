@@ -49,7 +49,10 @@ func TestManager(t *testing.T) {
 	}
 	defer m.Close()
 	recording := func(name string) func() bool {
-		return func() bool { s, ok := m.Status(name); return ok && s.State == recorder.StateRecording && s.FramesRecorded > 10 }
+		return func() bool {
+			s, ok := m.Status(name)
+			return ok && s.State == recorder.StateRecording && s.FramesRecorded > 10
+		}
 	}
 
 	// Errors callers act on.
@@ -175,7 +178,9 @@ func TestManagerRestartsPanickingSession(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 15*time.Second, "recording", func() bool { return ws.get("a") != nil && ws.get("a").count() > 20 && ws.get("b") != nil && ws.get("b").count() > 20 })
+	waitFor(t, 15*time.Second, "recording", func() bool {
+		return ws.get("a") != nil && ws.get("a").count() > 20 && ws.get("b") != nil && ws.get("b").count() > 20
+	})
 	w := ws.get("a")
 	w.mu.Lock()
 	w.panicGap = true
