@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nvrfw/nvr/board/mdraid"
@@ -137,6 +138,8 @@ type Monitor struct {
 	psuSt  []psuState
 	arrSt  []arrState
 	bayIdx map[string]int
+
+	running atomic.Bool
 }
 
 type psuState struct {
@@ -293,10 +296,17 @@ type arrResult struct {
 	err error
 }
 
+// ErrRunning: Run was called while the Monitor was already running.
+var ErrRunning = errors.New("board: monitor already running")
+
 // Run watches until ctx ends, then joins every goroutine it started (a PSU
 // readout blocked in the kernel delays the return until the adapter's
-// timeout) and returns nil.
+// timeout) and returns nil. A Monitor runs once at a time (ErrRunning).
 func (m *Monitor) Run(ctx context.Context) error {
+	if !m.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer m.running.Store(false)
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	dctx, dcancel := context.WithCancel(context.Background())
@@ -332,43 +342,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 	// after Run stopped listening never blocks.
 	psuRes := make(chan psuResult, len(m.psuSt))
 	arrRes := make(chan arrResult, len(m.arrSt))
-	poll := func() {
-		now := time.Now()
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		for i := range m.psuSt {
-			ps := &m.psuSt[i]
-			if ps.inFlight {
-				if now.Sub(ps.started) > m.opts.ReadTimeout && !m.st.PSUs[i].Unresponsive {
-					m.st.PSUs[i].Unresponsive = true
-				}
-				continue
-			}
-			ps.inFlight, ps.started = true, now
-			wg.Add(1)
-			go func(psu *pmbus.PSU) {
-				defer wg.Done()
-				r, err := psu.Read()
-				psuRes <- psuResult{i, r, err}
-			}(ps.psu)
-		}
-		for i := range m.arrSt {
-			as := &m.arrSt[i]
-			if as.inFlight {
-				if now.Sub(as.started) > m.opts.ReadTimeout {
-					m.st.Arrays[i].Unresponsive = true
-				}
-				continue
-			}
-			as.inFlight, as.started = true, now
-			wg.Add(1)
-			go func(name string) {
-				defer wg.Done()
-				a, err := mdraid.Read(m.opts.Sysfs, name)
-				arrRes <- arrResult{i, a, err}
-			}(m.opts.Arrays[i])
-		}
-	}
+	poll := func() { m.startReadouts(&wg, psuRes, arrRes) }
 	t := time.NewTicker(m.opts.PollInterval)
 	defer t.Stop()
 	poll()
@@ -385,6 +359,46 @@ func (m *Monitor) Run(ctx context.Context) error {
 		case r := <-arrRes:
 			m.arrResult(r)
 		}
+	}
+}
+
+// startReadouts starts a readout of every PSU and array that has none in
+// flight, and marks those whose readout runs past ReadTimeout unresponsive.
+func (m *Monitor) startReadouts(wg *sync.WaitGroup, psuRes chan<- psuResult, arrRes chan<- arrResult) {
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := range m.psuSt {
+		ps := &m.psuSt[i]
+		if ps.inFlight {
+			if now.Sub(ps.started) > m.opts.ReadTimeout {
+				m.st.PSUs[i].Unresponsive = true
+			}
+			continue
+		}
+		ps.inFlight, ps.started = true, now
+		wg.Add(1)
+		go func(psu *pmbus.PSU) {
+			defer wg.Done()
+			r, err := psu.Read()
+			psuRes <- psuResult{i, r, err}
+		}(ps.psu)
+	}
+	for i := range m.arrSt {
+		as := &m.arrSt[i]
+		if as.inFlight {
+			if now.Sub(as.started) > m.opts.ReadTimeout {
+				m.st.Arrays[i].Unresponsive = true
+			}
+			continue
+		}
+		as.inFlight, as.started = true, now
+		wg.Add(1)
+		go func(name string) {
+			defer wg.Done()
+			a, err := mdraid.Read(m.opts.Sysfs, name)
+			arrRes <- arrResult{i, a, err}
+		}(m.opts.Arrays[i])
 	}
 }
 

@@ -2,6 +2,7 @@ package board_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -341,4 +342,11 @@ func TestMonitorBayLatency(t *testing.T) {
 		t.Errorf("event after %v, before the %v debounce", d, board.DefaultDebounce)
 	}
 	t.Logf("bay removal reported %v after the edge (debounce %v)", d, board.DefaultDebounce)
+}
+
+func TestMonitorRunsOnce(t *testing.T) {
+	b := newBench(t, nil)
+	if err := b.m.Run(context.Background()); !errors.Is(err, board.ErrRunning) {
+		t.Fatalf("second Run = %v, want ErrRunning", err)
+	}
 }
