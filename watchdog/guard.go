@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -81,6 +82,7 @@ type Guard struct {
 	st       Status
 	petErr   error // last KeepAlive error, for change logging
 	graceEnd time.Time
+	running  atomic.Bool
 }
 
 type check struct {
@@ -256,11 +258,19 @@ func (g *Guard) Status() Status {
 	return s
 }
 
+// ErrRunning: Run was called while the Guard was already running.
+var ErrRunning = errors.New("watchdog: guard already running")
+
 // Run programs the timeout, pets once, then runs the checks every Interval
 // and pets while they pass, until ctx ends. It returns nil when ctx ends and
 // leaves the device armed: the owner decides between Device.Close (disarm on
-// a clean shutdown) and CloseArmed.
+// a clean shutdown) and CloseArmed. A Guard runs once at a time
+// (ErrRunning); the boot grace starts at each Run.
 func (g *Guard) Run(ctx context.Context) error {
+	if !g.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer g.running.Store(false)
 	timeout, err := g.programTimeout()
 	if err != nil {
 		return err
@@ -365,15 +375,48 @@ func evaluate(c *check, now time.Time) (err error) {
 	return c.fn(now)
 }
 
-// tick runs every check and pets the device when allowed. Checks run with
-// the Guard's lock held: they are required not to block.
+// tick runs every check and pets the device when allowed. Checks and the
+// KeepAlive run without the Guard's lock, so a check may call the Guard and
+// Status never waits on the device.
 func (g *Guard) tick(now time.Time) {
+	g.mu.Lock()
+	checks := slices.Clone(g.checks)
+	g.mu.Unlock()
+	errs := make([]error, len(checks))
+	for i, c := range checks {
+		errs[i] = evaluate(c, now)
+	}
+	if !g.decide(now, checks, errs) {
+		return
+	}
+	err := g.dev.KeepAlive()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err != nil {
+		g.st.PetErrors++
+		if g.petErr == nil {
+			g.log.Error("watchdog keepalive failed", "err", err)
+		}
+		g.petErr = err
+		return
+	}
+	if g.petErr != nil {
+		g.log.Info("watchdog keepalive works again")
+		g.petErr = nil
+	}
+	g.st.Pets++
+	g.st.LastPet = now
+}
+
+// decide records the checks' results, expires holds, logs state changes and
+// says whether to pet.
+func (g *Guard) decide(now time.Time, checks []*check, errs []error) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.st.Ticks++
 	var fatal []string
-	for _, c := range g.checks {
-		err := evaluate(c, now)
+	for i, c := range checks {
+		err := errs[i]
 		failing := err != nil
 		if failing != c.failing || c.since.IsZero() {
 			switch {
@@ -412,21 +455,5 @@ func (g *Guard) tick(now time.Time) {
 		}
 	}
 	g.st.Petting = pet
-	if !pet {
-		return
-	}
-	if err := g.dev.KeepAlive(); err != nil {
-		g.st.PetErrors++
-		if g.petErr == nil {
-			g.log.Error("watchdog keepalive failed", "err", err)
-		}
-		g.petErr = err
-		return
-	}
-	if g.petErr != nil {
-		g.log.Info("watchdog keepalive works again")
-		g.petErr = nil
-	}
-	g.st.Pets++
-	g.st.LastPet = now
+	return pet
 }

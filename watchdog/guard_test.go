@@ -517,3 +517,22 @@ func TestGuardPreTimeout(t *testing.T) {
 		})
 	}
 }
+
+func TestGuardCheckMayCallGuard(t *testing.T) {
+	var g *watchdog.Guard
+	r := newRig(t, watchdog.Options{}, func(gg *watchdog.Guard, _ *watchdogtest.Clock) {
+		g = gg
+		_ = gg.AddCheck("self", func(time.Time) error {
+			if g.Status().Ticks > 1000 {
+				return errors.New("too many ticks")
+			}
+			return nil
+		})
+	})
+	if !r.petted() {
+		t.Fatal("no pet with a check that reads the Guard's status")
+	}
+	if err := g.Run(context.Background()); !errors.Is(err, watchdog.ErrRunning) {
+		t.Fatalf("second Run = %v, want ErrRunning", err)
+	}
+}
