@@ -171,7 +171,7 @@ func (g *gortsplibConn) start(u *base.URL, cfg connectConfig) error {
 			continue
 		}
 		for _, f := range m.Formats {
-			info, handle, ok := g.recordable(f, cfg)
+			info, handle, ok := recordable(f)
 			if !ok || (info.codec.IsVideo() && haveVideo) || (!info.codec.IsVideo() && haveAudio) {
 				continue
 			}
@@ -200,7 +200,7 @@ func (g *gortsplibConn) start(u *base.URL, cfg connectConfig) error {
 type depacketize func(pkt *rtp.Packet) ([]unit, error)
 
 // recordable reports whether format f can be recorded and how.
-func (g *gortsplibConn) recordable(f format.Format, cfg connectConfig) (trackInfo, depacketize, bool) {
+func recordable(f format.Format) (trackInfo, depacketize, bool) {
 	switch f := f.(type) {
 	case *format.H264:
 		d, err := f.CreateDecoder()
