@@ -7,9 +7,9 @@ import (
 )
 
 // CheckFunc is one health check: it returns nil while healthy, or an error
-// saying what is wrong. now is the Guard's clock. A CheckFunc must not block:
-// read an atomic or a snapshot and compare; never do I/O (a check that waits
-// on a hung disk would hang the Guard instead of letting the watchdog fire).
+// saying what is wrong. now is the Guard's clock. A CheckFunc should not
+// block: read an atomic or a snapshot and compare, never do I/O. One that
+// blocks past Options.CheckTimeout counts as failing.
 type CheckFunc func(now time.Time) error
 
 // Recent returns a check that fails when last() is more than bound before

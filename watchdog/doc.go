@@ -23,11 +23,14 @@
 //
 // A Guard pets a Pettable (a *Device, or watchdogtest.Dog in tests) every
 // Interval (at most Timeout/3) while no fatal check fails. Checks are plain
-// functions of the current time that must not block (read an atomic, compare a
-// timestamp): Recent (a component committed within a bound, e.g. the ring
-// store's durable watermark), Heartbeat (a main loop is alive), or any CheckFunc
-// (every camera that should record is recording or alarmed offline). Each check
-// change is logged once, with the check's name. During BootGrace after Run
+// functions of the current time that should not block (read an atomic,
+// compare a timestamp): Recent (a component committed within a bound, e.g.
+// the ring store's last commit), Heartbeat (a main loop is alive), or any
+// CheckFunc (every camera that should record is recording or alarmed
+// offline). A check that does block (a health function stuck behind a lock
+// held across a hung fsync) fails after CheckTimeout and is not started again
+// until it returns, so petting stops and the log says which check hung. Each
+// check's change of state is logged once, with the check's name. During BootGrace after Run
 // starts, and while a maintenance Hold is active (firmware install), the Guard
 // pets whatever the checks say. Advisory checks are logged but never stop
 // petting.
@@ -36,6 +39,8 @@
 //
 // Device methods may be called from several goroutines; the kernel serialises
 // them. A Guard's AddCheck, Heartbeat, Hold and Status are safe for concurrent
-// use with Run; Run owns one goroutine (the caller's) and starts none; it
+// use with Run, also from inside a check. Run evaluates each check in a
+// goroutine of its own and joins them all before it returns (a check blocked
+// forever blocks that return; the watchdog resets the machine anyway); it
 // returns when its context ends, without disarming the device.
 package watchdog

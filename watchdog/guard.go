@@ -52,6 +52,10 @@ type Options struct {
 	// Interval is how often checks run and, while healthy, the device is
 	// petted. Default: the device's timeout / 3; it may not be longer.
 	Interval time.Duration
+	// CheckTimeout bounds one check's evaluation, in wall-clock time: a
+	// check still running after it counts as failing ("did not return"),
+	// and is not started again until it returns. Default: Interval/2.
+	CheckTimeout time.Duration
 	// BootGrace is how long after Run starts the Guard pets whatever the
 	// checks say (the store opens, cameras connect). Default
 	// DefaultBootGrace (2m); negative means none.
@@ -83,6 +87,8 @@ type Guard struct {
 	petErr   error // last KeepAlive error, for change logging
 	graceEnd time.Time
 	running  atomic.Bool
+	evals    sync.WaitGroup // check evaluations in flight
+	checkTO  time.Duration
 }
 
 type check struct {
@@ -92,6 +98,7 @@ type check struct {
 	failing bool
 	err     error
 	since   time.Time
+	running time.Time // wall time the evaluation in flight started; zero when none
 }
 
 // New validates opts and returns a Guard; Run starts it.
@@ -106,6 +113,9 @@ func New(opts Options) (*Guard, error) {
 		if _, err := seconds("guard timeout", opts.Timeout); err != nil {
 			return nil, err
 		}
+	}
+	if opts.CheckTimeout < 0 {
+		return nil, fmt.Errorf("watchdog: guard: negative check timeout %v", opts.CheckTimeout)
 	}
 	if opts.Interval < 0 {
 		return nil, fmt.Errorf("watchdog: guard: negative interval %v", opts.Interval)
@@ -285,6 +295,11 @@ func (g *Guard) Run(ctx context.Context) error {
 	if interval > timeout/3 || interval <= 0 {
 		return fmt.Errorf("watchdog: guard: interval %v not in (0, timeout/3 = %v]", interval, timeout/3)
 	}
+	g.checkTO = g.opts.CheckTimeout
+	if g.checkTO == 0 {
+		g.checkTO = interval / 2
+	}
+	defer g.evals.Wait()
 	start := g.clock.Now()
 	g.mu.Lock()
 	g.st.Running, g.st.Timeout, g.st.Interval = true, timeout, interval
@@ -375,17 +390,15 @@ func evaluate(c *check, now time.Time) (err error) {
 	return c.fn(now)
 }
 
-// tick runs every check and pets the device when allowed. Checks and the
-// KeepAlive run without the Guard's lock, so a check may call the Guard and
-// Status never waits on the device.
+// tick runs every check and pets the device when allowed. Checks run in
+// their own goroutines, bounded by the check timeout, and the KeepAlive runs
+// without the Guard's lock: a check may call the Guard, a hung check cannot
+// hang the Guard, and Status never waits on the device.
 func (g *Guard) tick(now time.Time) {
 	g.mu.Lock()
 	checks := slices.Clone(g.checks)
 	g.mu.Unlock()
-	errs := make([]error, len(checks))
-	for i, c := range checks {
-		errs[i] = evaluate(c, now)
-	}
+	errs := g.evaluateAll(now, checks)
 	if !g.decide(now, checks, errs) {
 		return
 	}
@@ -406,6 +419,57 @@ func (g *Guard) tick(now time.Time) {
 	}
 	g.st.Pets++
 	g.st.LastPet = now
+}
+
+type evalResult struct {
+	i   int
+	err error
+}
+
+// evaluateAll runs every check not already running, each in a goroutine,
+// and waits up to the check timeout (wall time) for them.
+func (g *Guard) evaluateAll(now time.Time, checks []*check) []error {
+	errs := make([]error, len(checks))
+	done := make([]bool, len(checks))
+	results := make(chan evalResult, len(checks)) // late finishers never block
+	pending := 0
+	wall := time.Now()
+	g.mu.Lock()
+	for i, c := range checks {
+		if !c.running.IsZero() {
+			errs[i], done[i] = fmt.Errorf("did not return for %v (check timeout %v)", wall.Sub(c.running).Round(time.Millisecond), g.checkTO), true
+			continue
+		}
+		c.running = wall
+		pending++
+		g.evals.Add(1)
+		go func() {
+			defer g.evals.Done()
+			err := evaluate(c, now)
+			g.mu.Lock()
+			c.running = time.Time{}
+			g.mu.Unlock()
+			results <- evalResult{i, err}
+		}()
+	}
+	g.mu.Unlock()
+	timer := time.NewTimer(g.checkTO)
+	defer timer.Stop()
+	for pending > 0 {
+		select {
+		case r := <-results:
+			errs[r.i], done[r.i] = r.err, true
+			pending--
+		case <-timer.C:
+			for i := range checks {
+				if !done[i] {
+					errs[i] = fmt.Errorf("did not return within the check timeout %v", g.checkTO)
+				}
+			}
+			return errs
+		}
+	}
+	return errs
 }
 
 // decide records the checks' results, expires holds, logs state changes and

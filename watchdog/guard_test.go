@@ -536,3 +536,43 @@ func TestGuardCheckMayCallGuard(t *testing.T) {
 		t.Fatalf("second Run = %v, want ErrRunning", err)
 	}
 }
+
+func TestGuardHungCheck(t *testing.T) {
+	var calls atomic.Int32
+	var hang atomic.Bool
+	release := make(chan struct{})
+	r := newRig(t, watchdog.Options{CheckTimeout: 20 * time.Millisecond}, func(g *watchdog.Guard, _ *watchdogtest.Clock) {
+		_ = g.AddCheck("appliance-health", func(time.Time) error {
+			calls.Add(1)
+			if hang.Load() {
+				<-release // e.g. a health function stuck behind a lock held across an fsync
+			}
+			return nil
+		})
+	})
+	if !r.petted() {
+		t.Fatal("healthy tick did not pet")
+	}
+	hang.Store(true)
+	for i := 0; i < 3; i++ {
+		if r.petted() {
+			t.Fatalf("tick %d with the check hung still petted", i)
+		}
+	}
+	st := r.g.Status()
+	if !st.Checks[0].Failing || !strings.Contains(st.Checks[0].Error, "did not return") {
+		t.Fatalf("hung check status %+v", st.Checks[0])
+	}
+	if n := calls.Load(); n != 3 { // initial, healthy tick, the one that hung
+		t.Fatalf("check started %d times, want 3: a hung check must not be started again", n)
+	}
+	hang.Store(false)
+	close(release)
+	waitFor(t, "hung check to return", func() bool {
+		r.step()
+		return r.dog.Pets() > 2
+	})
+	if n := r.log.count(`msg="watchdog check failing"`); n != 1 {
+		t.Errorf("failure logged %d times", n)
+	}
+}
