@@ -72,7 +72,15 @@ func checkClip(t *testing.T, path string, wantCodecs []string, wantTag string, w
 	}
 	lastDTS := map[int]float64{}
 	first := true
+	firstAudio := true
 	for i, pk := range pr.Packets {
+		if pk.StreamIndex == 1 && firstAudio {
+			// Audio starts with the first picture (within an AAC frame).
+			firstAudio = false
+			if pts := parseSeconds(t, pk.PTSTime); pts < 0 || pts > 0.05 {
+				t.Errorf("first audio packet at %.4f s, want within 50 ms after the first picture", pts)
+			}
+		}
 		dts := parseSeconds(t, pk.DTSTime)
 		if prev, ok := lastDTS[pk.StreamIndex]; ok && dts <= prev {
 			t.Fatalf("packet %d of stream %d: dts %.4f after %.4f", i, pk.StreamIndex, dts, prev)
