@@ -77,3 +77,6 @@ func (e Event) String() string {
 	}
 	return s
 }
+
+// MarshalText returns the kind's stable name, for JSON and logs.
+func (k EventKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }

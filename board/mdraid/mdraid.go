@@ -235,3 +235,6 @@ func hasFlag(flags []string, f string) bool {
 	}
 	return false
 }
+
+// MarshalText returns the health's name, for JSON and logs.
+func (h Health) MarshalText() ([]byte, error) { return []byte(h.String()), nil }

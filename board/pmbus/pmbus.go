@@ -89,6 +89,20 @@ const (
 	Fault
 )
 
+// String returns "fault" or "warning".
+func (s Severity) String() string {
+	switch s {
+	case Fault:
+		return "fault"
+	case Warning:
+		return "warning"
+	}
+	return fmt.Sprintf("severity(%d)", uint8(s))
+}
+
+// MarshalText returns the severity's name, for JSON and logs.
+func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
 // Condition is one named status bit that is set.
 type Condition struct {
 	Name     string // e.g. "VOUT_OV_FAULT", "FAN1_WARNING", "POWER_GOOD_NEGATED"
