@@ -2,6 +2,8 @@ package mdraid_test
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -162,4 +164,20 @@ func FuzzRead(f *testing.F) {
 			t.Fatalf("health %v", h)
 		}
 	})
+}
+
+// TestReadRealArrays reads every md array of this machine (the QEMU guest's
+// md0); it skips where there is none.
+func TestReadRealArrays(t *testing.T) {
+	names, _ := filepath.Glob("/sys/block/md*")
+	if len(names) == 0 {
+		t.Skip("no md arrays on this machine (/sys/block/md* absent); the QEMU image test has md0")
+	}
+	for _, n := range names {
+		a, err := mdraid.Read(os.DirFS("/sys"), filepath.Base(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: %s %s, %d/%d members missing, %s, progress %.2f, members %+v", a.Name, a.Level, a.State, a.Degraded, a.RaidDisks, a.Health(), a.Progress(), a.Members)
+	}
 }

@@ -3,6 +3,7 @@ package pmbus_test
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"reflect"
 	"strings"
@@ -149,6 +150,13 @@ func TestPSURead(t *testing.T) {
 		}},
 		{name: "pout unsupported", present: true, missing: "POUT", problem: "POUT: input/output error", setup: func(p *pmbustest.PSU) {
 			p.SetError(pmbus.CmdReadPout, eio)
+		}},
+		{name: "short reply", present: true, missing: "VIN", problem: "VIN: unexpected EOF", setup: func(p *pmbustest.PSU) {
+			p.SetError(pmbus.CmdReadVin, io.ErrUnexpectedEOF)
+		}},
+		{name: "status detail NACKed mid-read", setup: func(p *pmbustest.PSU) {
+			p.SetWord(pmbus.CmdStatusWord, 0x0400)
+			p.SetError(pmbus.CmdStatusFans12, fmt.Errorf("ioctl: %w", smbus.ErrNoDevice))
 		}},
 		{name: "serial block too long", present: true, problem: "bad block length", setup: func(p *pmbustest.PSU) {
 			p.SetBlock(pmbus.CmdMfrSerial, make([]byte, 33))
