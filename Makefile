@@ -37,3 +37,24 @@ fuzz:
 
 clean:
 	rm -rf bin var
+
+# The firmware image (image/): Debian's kernel, a u-root initramfs with nvrd,
+# and the signed bundle, in out/image. FW_KEY is created on first use (a
+# development key; release builds pass their own).
+FW_VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null); echo $${v:-0.1.0-dev})
+FW_KEY     ?= out/keys/dev.key
+FW_BOARDS  ?= nvr4,nvr8,qemu
+
+.PHONY: image qemu-smoke
+
+image:
+	./image/fetch-kernel.sh out/kernel
+	@mkdir -p $(dir $(FW_KEY))
+	@test -f $(FW_KEY) || $(GO) run ./firmware/cmd/nvrd firmware keygen --out $(FW_KEY)
+	CGO_ENABLED=0 $(GO) run ./image/cmd/mkimage -kernel-root out/kernel/root -out out/image \
+		-version $(FW_VERSION) -build-id $(BUILD_ID) -key $(FW_KEY) -boards $(FW_BOARDS)
+
+qemu-smoke: image
+	@command -v qemu-system-x86_64 >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq --no-install-recommends qemu-system-x86 >/dev/null; }
+	NVR_QEMU_SMOKE=1 $(GO) test -count=1 -run 'TestQEMUSmoke' -v -timeout 15m ./image/

@@ -1,0 +1,11 @@
+// Package image holds the firmware image's build and boot tests; the image
+// itself is built by image/cmd/mkimage (package image/mkimage) from Debian's
+// kernel (image/fetch-kernel.sh), the u-root commands pinned by
+// image/rescue, and nvrd. image/grub/grub.cfg is the A/B boot script; it
+// implements firmware/slots.Decide.
+//
+// TestQEMUSmoke (make qemu-smoke) plays the bootloader with firmware/slots on
+// a temporary boot directory, boots the built image under QEMU (software
+// emulation, serial console on a socket), waits for nvrd's marker, and
+// powers the VM off. It runs when NVR_QEMU_SMOKE=1 or CI=true.
+package image

@@ -1,0 +1,394 @@
+package image
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/u-root/mkuimage/cpio"
+	"github.com/u-root/mkuimage/fileflag"
+
+	"github.com/nvrfw/nvr/firmware/bundle"
+	"github.com/nvrfw/nvr/firmware/slots"
+	"github.com/nvrfw/nvr/image/vmlinux"
+)
+
+// Paths of make image's outputs, relative to this package.
+const (
+	outDir    = "../out/image"
+	pubkeyRel = "../out/keys/dev.key.pub"
+)
+
+// smokeEnabled reports whether the QEMU smoke test must run.
+func smokeEnabled() bool {
+	return os.Getenv("NVR_QEMU_SMOKE") == "1" || os.Getenv("CI") == "true"
+}
+
+// TestQEMUSmoke boots the image twice as the A/B bootloader would: slot a
+// after provisioning, then slot b as a one-time trial after Install, which
+// is then confirmed. Each boot must print nvrd's version line (the marker,
+// with the version and build stamped into the bundle's manifest) and power
+// off.
+func TestQEMUSmoke(t *testing.T) {
+	if !smokeEnabled() {
+		t.Skip("QEMU smoke boot: set NVR_QEMU_SMOKE=1 (make qemu-smoke), it runs by itself under CI=true")
+	}
+	qemu, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		t.Fatalf("qemu-system-x86_64 is missing (apt-get install qemu-system-x86; make qemu-smoke does it): %v", err)
+	}
+	bundlePath := filepath.Join(outDir, "bundle.nvrfw")
+	if _, err := os.Stat(bundlePath); err != nil {
+		t.Logf("no image yet: running make image")
+		cmd := exec.Command("make", "-C", "..", "image")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("make image: %v\n%s", err, out)
+		}
+	}
+	pubRaw, err := os.ReadFile(pubkeyRel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := bundle.ParsePublicKeys(pubRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(bundlePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	b, err := bundle.Open(f, st.Size(), bundle.Options{Keys: keys, Board: "qemu"})
+	if err != nil {
+		t.Fatalf("the built bundle does not verify: %v", err)
+	}
+	marker := fmt.Sprintf("nvrd %s (build %s)", b.Manifest.Version, b.Manifest.BuildID)
+
+	dir := t.TempDir()
+	boot := filepath.Join(dir, "boot")
+	m, err := slots.New(slots.Options{Dir: boot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	if err := m.Provision(ctx, b, nil); err != nil {
+		t.Fatal(err)
+	}
+	overlay := filepath.Join(dir, "overlay.cpio")
+	writeOverlay(t, overlay, smokeUinit())
+
+	// Boot 1: the provisioned slot a.
+	slot := bootOnce(t, ctx, qemu, m, overlay, dir, marker)
+	if slot != slots.A {
+		t.Fatalf("first boot chose slot %s", slot)
+	}
+	// Install into b, armed for one trial; boot 2 must be b, then confirm.
+	if target, err := m.Install(ctx, b, slots.A, nil); err != nil || target != slots.B {
+		t.Fatalf("Install: %s, %v", target, err)
+	}
+	slot = bootOnce(t, ctx, qemu, m, overlay, dir, marker)
+	if slot != slots.B {
+		t.Fatalf("trial boot chose slot %s", slot)
+	}
+	if changed, err := m.Confirm(slots.B); err != nil || !changed {
+		t.Fatalf("Confirm(b): %v %v", changed, err)
+	}
+	if s, _, _ := m.Boot(); s != slots.B {
+		t.Fatalf("after confirming b the bootloader picks %s", s)
+	}
+}
+
+// smokeUinit is nvrd's command line in the smoke boot: "version" (prints
+// the marker and exits) unless NVR_SMOKE_UINIT overrides it.
+func smokeUinit() []string {
+	if s := os.Getenv("NVR_SMOKE_UINIT"); s != "" {
+		return strings.Fields(s)
+	}
+	return []string{"version"}
+}
+
+// writeOverlay writes a cpio archive that, appended to the image's
+// initramfs, replaces /etc/uinit.flags (nvrd's arguments) and points
+// /bin/defaultsh, which init starts once nvrd exits, at poweroff (later
+// archive members win).
+func writeOverlay(t *testing.T, path string, args []string) {
+	t.Helper()
+	var buf bytes.Buffer
+	w := cpio.Newc.Writer(&buf)
+	recs := []cpio.Record{
+		cpio.Directory("etc", 0o755),
+		cpio.StaticFile("etc/uinit.flags", fileflag.ArgvToFile(args), 0o444),
+		cpio.Directory("bin", 0o755),
+		cpio.Symlink("bin/defaultsh", "/bbin/poweroff"),
+	}
+	if err := cpio.WriteRecords(w, recs); err != nil {
+		t.Fatal(err)
+	}
+	if err := cpio.WriteTrailer(w); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// bootOnce plays the bootloader (slots.Manager.Boot), boots the chosen slot
+// under QEMU, waits for the marker, powers off, and returns the slot.
+func bootOnce(t *testing.T, ctx context.Context, qemu string, m *slots.Manager, overlay, dir, marker string) slots.Slot {
+	t.Helper()
+	slot, slotDir, err := m.Boot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kernel := filepath.Join(dir, "vmlinux-"+string(slot))
+	if err := vmlinux.Extract(ctx, filepath.Join(slotDir, slots.KernelFile), kernel); err != nil {
+		t.Fatal(err)
+	}
+	initrd := filepath.Join(dir, "initrd-"+string(slot))
+	img, err := os.ReadFile(filepath.Join(slotDir, slots.InitramfsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ov, err := os.ReadFile(overlay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The kernel reads a cpio header only at a 4-byte aligned offset and
+	// skips zero padding between archives.
+	img = append(img, make([]byte, (4-len(img)%4)%4)...)
+	if err := os.WriteFile(initrd, append(img, ov...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logDir := filepath.Join(outDir, "smoke")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	vm := startVM(t, ctx, qemu, kernel, initrd, "console=ttyS0 panic=-1 "+slots.CmdlineKey+"="+string(slot), filepath.Join(logDir, "serial-"+string(slot)+".log"))
+	defer vm.stop(t)
+	userSpace := vm.waitFor(t, "Run /init as init process", 3*time.Minute)
+	ready := vm.waitFor(t, marker, 2*time.Minute)
+	t.Logf("slot %s: user space after %v (kernel clock %ss), nvrd marker after %v", slot,
+		userSpace.Round(time.Millisecond), vm.kernelTime("Run /init as init process"), ready.Round(time.Millisecond))
+	// The kernel modules init loaded from modules-load.d: none may fail.
+	if c := vm.tail(); strings.Contains(c, "can't install") {
+		t.Errorf("a kernel module failed to load at boot; console:\n%s", c)
+	}
+	// nvrd exited; init runs /bin/defaultsh, here poweroff.
+	vm.waitPoweroff(t, time.Minute)
+	return slot
+}
+
+// vm is one QEMU run with its serial console on a Unix socket.
+type vm struct {
+	cmd     *exec.Cmd
+	conn    net.Conn
+	start   time.Time
+	mu      sync.Mutex
+	console bytes.Buffer
+	found   map[string]time.Duration
+	seen    chan struct{} // signalled on every new line
+	readers sync.WaitGroup
+	exited  chan error
+	logPath string
+	stopped bool
+}
+
+func startVM(t *testing.T, ctx context.Context, qemu, kernel, initrd, cmdline, logPath string) *vm {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "serial.sock")
+	args := []string{
+		"-nodefaults", "-display", "none", "-no-reboot", "-m", "256",
+		"-accel", "tcg", "-cpu", "max",
+		"-kernel", kernel, "-initrd", initrd, "-append", cmdline,
+		"-chardev", "socket,id=ser0,path=" + sock + ",server=on,wait=on",
+		"-serial", "chardev:ser0",
+	}
+	cmd := exec.CommandContext(ctx, qemu, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	v := &vm{cmd: cmd, found: map[string]time.Duration{}, seen: make(chan struct{}, 1), exited: make(chan error, 1), logPath: logPath}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start qemu: %v", err)
+	}
+	go func() { v.exited <- cmd.Wait() }()
+	// QEMU waits for the console client before it starts the VM, so no
+	// output is lost.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			v.conn = c
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			<-v.exited
+			t.Fatalf("qemu console socket: %v; qemu stderr: %s", err, stderr.Bytes())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	v.start = time.Now()
+	v.readers.Add(1)
+	go v.read()
+	return v
+}
+
+func (v *vm) read() {
+	defer v.readers.Done()
+	sc := bufio.NewScanner(v.conn)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		v.mu.Lock()
+		v.console.Write(sc.Bytes())
+		v.console.WriteByte('\n')
+		v.mu.Unlock()
+		select {
+		case v.seen <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// waitFor waits up to timeout for s on the console and returns when it
+// first appeared after the VM started.
+func (v *vm) waitFor(t *testing.T, s string, timeout time.Duration) time.Duration {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		v.mu.Lock()
+		if d, ok := v.found[s]; ok {
+			v.mu.Unlock()
+			return d
+		}
+		if bytes.Contains(v.console.Bytes(), []byte(s)) {
+			d := time.Since(v.start)
+			v.found[s] = d
+			v.mu.Unlock()
+			return d
+		}
+		v.mu.Unlock()
+		select {
+		case <-v.seen:
+		case err := <-v.exited:
+			v.exited <- err
+			v.readers.Wait() // the console is drained once QEMU closed it
+			v.mu.Lock()
+			ok := bytes.Contains(v.console.Bytes(), []byte(s))
+			v.mu.Unlock()
+			if ok {
+				continue
+			}
+			t.Fatalf("qemu exited (%v) before %q appeared; console:\n%s", err, s, v.tail())
+		case <-deadline.C:
+			t.Fatalf("%q did not appear within %v; console:\n%s", s, timeout, v.tail())
+		}
+	}
+}
+
+// waitPoweroff waits for the guest to power off (QEMU exits with status 0).
+func (v *vm) waitPoweroff(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	select {
+	case err := <-v.exited:
+		v.exited <- err
+		if err != nil {
+			t.Fatalf("qemu exited with %v instead of a power-off; console:\n%s", err, v.tail())
+		}
+		v.readers.Wait()
+		if c := v.tail(); strings.Contains(c, "Kernel panic") {
+			t.Fatalf("the guest panicked instead of powering off; console:\n%s", c)
+		}
+		t.Logf("powered off after %v", time.Since(v.start).Round(time.Millisecond))
+	case <-time.After(timeout):
+		t.Fatalf("the VM did not power off within %v; console:\n%s", timeout, v.tail())
+	}
+}
+
+// stop kills QEMU if still running, joins the reader and keeps the
+// console log.
+func (v *vm) stop(t *testing.T) {
+	if v.stopped {
+		return
+	}
+	v.stopped = true
+	select {
+	case err := <-v.exited:
+		v.exited <- err
+	default:
+		v.cmd.Process.Kill()
+	}
+	err := <-v.exited
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Errorf("qemu: %v", err)
+	}
+	v.conn.Close()
+	v.readers.Wait()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	os.WriteFile(v.logPath, v.console.Bytes(), 0o644)
+}
+
+// kernelTime returns the kernel's timestamp ("[    2.98]") of the first
+// console line containing s, or "?".
+func (v *vm) kernelTime(s string) string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, line := range strings.Split(v.console.String(), "\n") {
+		if strings.Contains(line, s) && strings.HasPrefix(line, "[") {
+			if ts, _, ok := strings.Cut(line[1:], "]"); ok {
+				return strings.TrimSpace(ts)
+			}
+		}
+	}
+	return "?"
+}
+
+func (v *vm) tail() string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	b := v.console.Bytes()
+	if len(b) > 6000 {
+		b = b[len(b)-6000:]
+	}
+	return string(b)
+}
+
+// TestGrubScriptMatchesDecide checks that grub.cfg uses the environment
+// keys, file names and command-line key firmware/slots uses.
+func TestGrubScriptMatchesDecide(t *testing.T) {
+	cfg, err := os.ReadFile("grub/grub.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(cfg)
+	for _, want := range []string{
+		"load_env --file ${nvr_env} " + slots.KeyDefault + " " + slots.KeyTrial,
+		"save_env --file ${nvr_env} " + slots.KeyTrial,
+		"set nvr_env=/" + slots.EnvFile,
+		"/${nvr_boot}/" + slots.KernelFile,
+		"/${nvr_boot}/" + slots.InitramfsFile,
+		slots.CmdlineKey + "=${nvr_boot}",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("grub.cfg lacks %q", want)
+		}
+	}
+	// The trial flag must be cleared and saved before the menu entry boots.
+	if strings.Index(s, "save_env") > strings.Index(s, "menuentry") {
+		t.Error("grub.cfg saves the environment after the menu entry")
+	}
+}
