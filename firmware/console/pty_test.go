@@ -3,6 +3,7 @@ package console
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
 
 	"github.com/nvrfw/nvr/firmware/config"
 )
@@ -475,4 +477,58 @@ func TestConsoleConfigExportImport(t *testing.T) {
 	if _, err := s.Authenticate("op", "operator-pw"); err != nil {
 		t.Errorf("imported user: %v", err)
 	}
+}
+
+// TestStdioStops runs the console over NewStdio (as the demo does on
+// stdin/stdout, here a pty) and checks Run returns on cancel with no key
+// pressed, and the input is blocking again after Close.
+func TestStdioStops(t *testing.T) {
+	goroutines := runtime.NumGoroutine()
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	defer tty.Close()
+	path := filepath.Join(t.TempDir(), "c.db")
+	store := openStore(t, path)
+	defer store.Close()
+	stdio, err := NewStdio(tty, tty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(Options{Terminal: stdio, Config: store, System: newFakeSystem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		_, _ = io.Copy(io.Discard, ptmx) // drains output until the tty closes
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run over Stdio did not stop")
+	}
+	if err := stdio.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rc, _ := tty.SyscallConn()
+	var flags int
+	rc.Control(func(fd uintptr) { flags, _ = unix.FcntlInt(fd, unix.F_GETFL, 0) })
+	if flags&unix.O_NONBLOCK != 0 {
+		t.Error("input left non-blocking")
+	}
+	tty.Close()
+	<-copied
+	checkGoroutines(t, goroutines)
 }
