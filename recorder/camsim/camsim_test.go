@@ -103,6 +103,7 @@ type readOpts struct {
 	transport gortsplib.Transport
 	user      string
 	pass      string
+	timeout   time.Duration // client read/write timeout; default 3 s
 }
 
 // dialReader connects, describes and sets up every media; it does not play.
@@ -117,9 +118,12 @@ func dialReader(t *testing.T, s *Simulator, path string, o readOpts) (*testReade
 		t.Fatal(err)
 	}
 	tr := o.transport
+	if o.timeout == 0 {
+		o.timeout = 3 * time.Second
+	}
 	r := &testReader{c: &gortsplib.Client{
 		Scheme: u.Scheme, Host: u.Host, Transport: &tr,
-		ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second,
+		ReadTimeout: o.timeout, WriteTimeout: o.timeout,
 	}}
 	if err := r.c.Start2(); err != nil {
 		return nil, err
@@ -281,4 +285,3 @@ func (r *testReader) waitFrames(t *testing.T, i, n int, timeout time.Duration) r
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-

@@ -141,6 +141,3 @@ func buildVideoLoop(c *videoClip, bitrate int64, pz videoPacketizer) (*videoLoop
 	l.bitrate = total * 8 * clipFrameRate / int64(len(c.aus))
 	return l, nil
 }
-
-// duration returns the loop's length in RTP ticks at 90 kHz.
-func (l *videoLoop) frameTicks() uint32 { return 90000 / clipFrameRate }

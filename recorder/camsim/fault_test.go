@@ -1,0 +1,323 @@
+package camsim
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+)
+
+// waitStats polls a path's stats until ok or the timeout ends.
+func waitStats(t *testing.T, s *Simulator, path string, timeout time.Duration, ok func(PathStats) bool) PathStats {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		st, err := s.Stats(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stats of %s after %v: %+v", path, timeout, st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func mustFault(t *testing.T, s *Simulator, path string, f Fault) {
+	t.Helper()
+	if err := s.Fault(path, f); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitDone waits for the client to end by itself.
+func waitDone(t *testing.T, r *testReader, timeout time.Duration) error {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() { errc <- r.c.Wait() }()
+	select {
+	case err := <-errc:
+		return err
+	case <-time.After(timeout):
+		r.c.Close()
+		<-errc
+		t.Fatalf("client still connected after %v", timeout)
+		return nil
+	}
+}
+
+func TestFaults(t *testing.T) {
+	creds := PathConfig{User: "admin", Pass: "s3cret"}
+	s := startSim(t, Options{SenderReportPeriod: 200 * time.Millisecond}, map[string]PathConfig{
+		"drop-tcp": {}, "drop-udp": {}, "stall": {Audio: AAC}, "jump-fwd": {Audio: PCMU}, "jump-back": {Video: H265},
+		"jump-ntp": {}, "params-h264": {}, "params-h265": {Video: H265}, "malformed-h264": {}, "malformed-h265": {Video: H265},
+		"refuse": creds, "refuse-open": {}, "never": {}, "never-for": {}, "never-drop": {},
+	})
+	tcp := readOpts{transport: gortsplib.TransportTCP}
+	t.Run("group", func(t *testing.T) {
+		for _, tt := range []struct {
+			path      string
+			transport gortsplib.Transport
+		}{{"drop-tcp", gortsplib.TransportTCP}, {"drop-udp", gortsplib.TransportUDP}} {
+			t.Run(tt.path, func(t *testing.T) {
+				t.Parallel()
+				r := readPath(t, s, tt.path, readOpts{transport: tt.transport})
+				r.waitFrames(t, 0, 3, 3*time.Second)
+				mustFault(t, s, tt.path, Fault{Kind: FaultDrop})
+				if err := waitDone(t, r, 3*time.Second); err == nil {
+					t.Error("client ended without error")
+				}
+				st := waitStats(t, s, tt.path, 2*time.Second, func(st PathStats) bool { return st.Playing == 0 })
+				if st.Dropped == 0 {
+					t.Errorf("stats: dropped 0")
+				}
+				r2 := readPath(t, s, tt.path, readOpts{transport: tt.transport})
+				r2.waitFrames(t, 0, 3, 3*time.Second)
+			})
+		}
+		t.Run("stall", func(t *testing.T) {
+			t.Parallel()
+			r := readPath(t, s, "stall", tcp)
+			before := r.waitFrames(t, 0, 5, 3*time.Second)
+			srBefore := len(before.srs) + len(r.track(1).srs)
+			mustFault(t, s, "stall", Fault{Kind: FaultStall, Duration: time.Second})
+			stallStart := time.Now()
+			time.Sleep(800 * time.Millisecond)
+			during := r.track(0)
+			if got := len(during.srs) + len(r.track(1).srs); got > srBefore+2 {
+				t.Errorf("%d sender reports during the stall", got-srBefore)
+			}
+			if len(during.frames) > len(before.frames)+2 {
+				t.Errorf("%d frames during the stall", len(during.frames)-len(before.frames))
+			}
+			v := r.waitFrames(t, 0, len(during.frames)+10, 3*time.Second)
+			gapAt := -1
+			for i := 1; i < len(v.frames); i++ {
+				if v.frames[i].at.Sub(v.frames[i-1].at) > 700*time.Millisecond {
+					gapAt = i
+				}
+			}
+			if gapAt < 0 {
+				t.Fatal("no gap in frame arrivals")
+			}
+			gap := v.frames[gapAt].at.Sub(v.frames[gapAt-1].at)
+			step := time.Duration(v.frames[gapAt].rtpTime-v.frames[gapAt-1].rtpTime) * time.Second / videoClock
+			if d := step - gap; d < -150*time.Millisecond || d > 150*time.Millisecond {
+				t.Errorf("stall of %v arrival gap has an RTP step of %v", gap, step)
+			}
+			if gap < 900*time.Millisecond || time.Since(stallStart) < time.Second {
+				t.Errorf("stall gap %v, want about 1s", gap)
+			}
+		})
+		for _, tt := range []struct {
+			path   string
+			offset time.Duration
+		}{{"jump-fwd", time.Hour}, {"jump-back", -30 * time.Second}} {
+			t.Run(tt.path, func(t *testing.T) {
+				t.Parallel()
+				r := readPath(t, s, tt.path, tcp)
+				n := len(r.waitFrames(t, 0, 5, 3*time.Second).frames)
+				mustFault(t, s, tt.path, Fault{Kind: FaultJump, Offset: tt.offset})
+				v := r.waitFrames(t, 0, n+10, 3*time.Second)
+				want := uint32(frameTicks) + ticks(tt.offset, videoClock)
+				jumps := 0
+				for i := 1; i < len(v.frames); i++ {
+					switch d := v.frames[i].rtpTime - v.frames[i-1].rtpTime; d {
+					case frameTicks:
+					case want:
+						jumps++
+					default:
+						t.Fatalf("frame %d: RTP step %d, want %d or the jump %d", i, d, frameTicks, want)
+					}
+				}
+				if jumps != 1 {
+					t.Errorf("%d jumps, want 1", jumps)
+				}
+			})
+		}
+		t.Run("jump-ntp", func(t *testing.T) {
+			t.Parallel()
+			r := readPath(t, s, "jump-ntp", tcp)
+			r.waitFrames(t, 0, 3, 3*time.Second)
+			mustFault(t, s, "jump-ntp", Fault{Kind: FaultJumpNTP, Offset: time.Hour})
+			at := time.Now()
+			time.Sleep(500 * time.Millisecond)
+			v := r.track(0)
+			last := v.srs[len(v.srs)-1]
+			if d := ntpToTime(last.NTPTime).Sub(at.Add(time.Hour)); d < -100*time.Millisecond || d > time.Second {
+				t.Errorf("sender report after jump-ntp +1h: %v off", d)
+			}
+			for i := 1; i < len(v.frames); i++ {
+				if d := v.frames[i].rtpTime - v.frames[i-1].rtpTime; d != frameTicks {
+					t.Fatalf("RTP step %d after jump-ntp", d)
+				}
+			}
+		})
+		for _, codec := range []VideoCodec{H264, H265} {
+			path := "params-" + string(codec)
+			t.Run(path, func(t *testing.T) {
+				t.Parallel()
+				r := readPath(t, s, path, tcp)
+				n := len(r.waitFrames(t, 0, 3, 3*time.Second).frames)
+				main, alt := s.clips[codec][0], s.clips[codec][1]
+				mustFault(t, s, path, Fault{Kind: FaultParams})
+				v := r.waitFrames(t, 0, n+5, 3*time.Second)
+				switchAt := -1
+				for i := n; i < len(v.frames); i++ {
+					if bytes.Equal(v.frames[i].au[0], alt.params[0]) && bytes.Equal(v.frames[i].au[len(alt.params)-1], alt.params[len(alt.params)-1]) {
+						switchAt = i
+						break
+					}
+				}
+				if switchAt < 0 || !v.frames[switchAt].key {
+					t.Fatalf("no keyframe with the new parameter sets after the switch (at %d)", switchAt)
+				}
+				for i := 1; i < len(v.frames); i++ {
+					if d := v.frames[i].rtpTime - v.frames[i-1].rtpTime; d != frameTicks {
+						t.Fatalf("RTP step %d at the switch", d)
+					}
+				}
+				st, _ := s.Stats(path)
+				if st.ParamChanges != 1 || st.Clip != alt.name {
+					t.Errorf("stats param changes %d clip %s, want 1 %s", st.ParamChanges, st.Clip, alt.name)
+				}
+				mustFault(t, s, path, Fault{Kind: FaultParams})
+				m := len(r.track(0).frames)
+				v = r.waitFrames(t, 0, m+3, 3*time.Second)
+				back := false
+				for _, fr := range v.frames[m:] {
+					back = back || (fr.key && bytes.Equal(fr.au[0], main.params[0]))
+				}
+				if !back {
+					t.Error("second params fault did not switch back")
+				}
+			})
+		}
+		for _, codec := range []VideoCodec{H264, H265} {
+			path := "malformed-" + string(codec)
+			t.Run(path, func(t *testing.T) {
+				t.Parallel()
+				r := readPath(t, s, path, tcp)
+				n := len(r.waitFrames(t, 0, 3, 3*time.Second).frames)
+				mustFault(t, s, path, Fault{Kind: FaultMalformed, Count: 12})
+				waitStats(t, s, path, 2*time.Second, func(st PathStats) bool { return st.Malformed == 12 })
+				v := r.waitFrames(t, 0, n+30, 4*time.Second)
+				if v.decodeErrors == 0 {
+					t.Error("malformed packets caused no decode error")
+				}
+				keys := 0
+				for _, fr := range v.frames[n:] {
+					if fr.key {
+						keys++
+					}
+				}
+				if keys == 0 {
+					t.Error("no keyframe decoded after the malformed packets")
+				}
+			})
+		}
+		for _, path := range []string{"refuse", "refuse-open"} {
+			t.Run(path, func(t *testing.T) {
+				t.Parallel()
+				o := readOpts{transport: gortsplib.TransportTCP}
+				if path == "refuse" {
+					o.user, o.pass = creds.User, creds.Pass
+				}
+				mustFault(t, s, path, Fault{Kind: FaultRefuseAuth})
+				if r, err := dialReader(t, s, path, o); err == nil {
+					r.c.Close()
+					t.Fatal("first connection after refuse-auth was accepted")
+				} else if !strings.Contains(err.Error(), "401") {
+					t.Errorf("refused with %v, want a 401", err)
+				}
+				r := readPath(t, s, path, o)
+				r.waitFrames(t, 0, 3, 3*time.Second)
+				if st, _ := s.Stats(path); st.AuthRefused != 1 {
+					t.Errorf("stats auth refused %d, want 1", st.AuthRefused)
+				}
+			})
+		}
+		t.Run("never-answer", func(t *testing.T) {
+			t.Parallel()
+			old := readPath(t, s, "never", tcp)
+			mustFault(t, s, "never", Fault{Kind: FaultNeverAnswer})
+			start := time.Now()
+			_, err := dialReader(t, s, "never", readOpts{transport: gortsplib.TransportTCP, timeout: 700 * time.Millisecond})
+			if err == nil || time.Since(start) < 600*time.Millisecond {
+				t.Fatalf("dial to a never-answer path: %v after %v", err, time.Since(start))
+			}
+			if st, _ := s.Stats("never"); st.Held == 0 {
+				t.Error("stats: held 0")
+			}
+			n := len(old.track(0).frames)
+			old.waitFrames(t, 0, n+5, 2*time.Second) // the session from before plays on
+			mustFault(t, s, "never", Fault{Kind: FaultClear})
+			readPath(t, s, "never", tcp).waitFrames(t, 0, 3, 3*time.Second)
+		})
+		t.Run("never-answer-for", func(t *testing.T) {
+			t.Parallel()
+			mustFault(t, s, "never-for", Fault{Kind: FaultNeverAnswer, Duration: 500 * time.Millisecond})
+			start := time.Now()
+			r := readPath(t, s, "never-for", tcp)
+			if d := time.Since(start); d < 400*time.Millisecond {
+				t.Errorf("answered after %v, want after the 500ms never-answer", d)
+			}
+			r.waitFrames(t, 0, 3, 3*time.Second)
+		})
+		t.Run("never-answer-drop", func(t *testing.T) {
+			t.Parallel()
+			mustFault(t, s, "never-drop", Fault{Kind: FaultNeverAnswer})
+			errc := make(chan error, 1)
+			go func() {
+				r, err := dialReader(t, s, "never-drop", readOpts{transport: gortsplib.TransportTCP, timeout: 5 * time.Second})
+				if err == nil {
+					r.c.Close()
+				}
+				errc <- err
+			}()
+			waitStats(t, s, "never-drop", 2*time.Second, func(st PathStats) bool { return st.Held == 1 })
+			mustFault(t, s, "never-drop", Fault{Kind: FaultDrop})
+			select {
+			case err := <-errc:
+				if err == nil {
+					t.Error("held connection answered after drop")
+				}
+			case <-time.After(2 * time.Second):
+				t.Fatal("held connection not closed by drop")
+			}
+		})
+	})
+}
+
+func TestFaultErrors(t *testing.T) {
+	s, err := New(Options{Address: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.AddPath("cam", PathConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		path string
+		f    Fault
+		want error
+	}{
+		{"nope", Fault{Kind: FaultDrop}, ErrNoPath},
+		{"cam", Fault{Kind: "explode"}, ErrBadConfig},
+		{"cam", Fault{Kind: FaultJump}, ErrBadConfig},
+		{"cam", Fault{Kind: FaultStall, Duration: -time.Second}, ErrBadConfig},
+		{"cam", Fault{Kind: FaultStall, Duration: time.Second}, nil},
+		{"cam", Fault{Kind: FaultDrop}, nil}, // not started: nothing to drop
+	} {
+		if err := s.Fault(tt.path, tt.f); !errors.Is(err, tt.want) {
+			t.Errorf("Fault(%s, %+v) = %v, want %v", tt.path, tt.f, err, tt.want)
+		}
+	}
+}
