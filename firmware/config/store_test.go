@@ -163,6 +163,12 @@ func TestAuditNewestFirstAndMasked(t *testing.T) {
 	if got, want := strings.Join(kinds, ","), "camera.remove,token.create,user.add,camera.add"; got != want {
 		t.Errorf("kinds = %s, want %s", got, want)
 	}
+	if past, _ := s.Audit(1000, 10); len(past) != 4 || past[0].Seq != 4 {
+		t.Errorf("Audit(before=1000) = %+v, want all 4", past)
+	}
+	if none, _ := s.Audit(1, 10); len(none) != 0 {
+		t.Errorf("Audit(before=1) = %+v, want none", none)
+	}
 	older, _ := s.Audit(entries[1].Seq, 10)
 	if len(older) != 2 || older[0].Seq != entries[2].Seq {
 		t.Errorf("Audit(before=%d) = %+v", entries[1].Seq, older)
