@@ -44,6 +44,15 @@ type unit struct {
 	data  []byte    // audio access unit (owned by the receiver)
 }
 
+// size is the unit's payload bytes, for queue accounting.
+func (u unit) size() int64 {
+	n := len(u.data)
+	for _, b := range u.nalus {
+		n += len(b)
+	}
+	return int64(n)
+}
+
 // connectConfig is what a connector needs to open one camera session.
 type connectConfig struct {
 	url         string

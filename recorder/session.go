@@ -67,10 +67,13 @@ type Options struct {
 	// used as the wall time of its frames only while it is within this of
 	// the local clock; else frames are timed by local arrival. 0: 2 s.
 	MaxCameraClockSkew time.Duration
-	// QueueLength is the number of access units buffered between the RTSP
-	// reader and the recorder; when full the reader waits (TCP pushes back
-	// on the camera). 0: 64.
+	// QueueLength and QueueBytes bound the access units buffered between
+	// the RTSP reader and the recorder, in count and in bytes; when either
+	// is reached the reader waits (TCP pushes back on the camera). A single
+	// unit larger than QueueBytes still passes when the queue is empty.
+	// 0: 64 units, 16 MiB.
 	QueueLength int
+	QueueBytes  int64
 	// UserAgent is sent to cameras. "": "nvrd".
 	UserAgent string
 	// Now is the wall clock. nil: time.Now.
@@ -109,6 +112,9 @@ func (o Options) withDefaults() Options {
 	o.ClockSlew = min(o.ClockSlew, 0.5)
 	if o.QueueLength <= 0 {
 		o.QueueLength = 64
+	}
+	if o.QueueBytes <= 0 {
+		o.QueueBytes = 16 << 20
 	}
 	if o.UserAgent == "" {
 		o.UserAgent = "nvrd"
@@ -256,6 +262,8 @@ func (s *Session) attempt(ctx context.Context) (res attemptResult, err error) {
 	connCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	units := make(chan unit, s.opts.QueueLength)
+	gate := newByteGate(s.opts.QueueBytes)
+	defer gate.close()
 	conn, err := s.opts.connector.connect(connCtx, connectConfig{
 		url:         s.cam.URL,
 		transport:   s.cam.transport(),
@@ -263,6 +271,9 @@ func (s *Session) attempt(ctx context.Context) (res attemptResult, err error) {
 		userAgent:   s.opts.UserAgent,
 		now:         s.opts.Now,
 		deliver: func(u unit) {
+			if !gate.acquire(u.size()) {
+				return
+			}
 			select {
 			case units <- u:
 			case <-connCtx.Done():
@@ -274,7 +285,8 @@ func (s *Session) attempt(ctx context.Context) (res attemptResult, err error) {
 		return res, fmt.Errorf("connect to %s: %w", s.cam.RedactedURL(), err)
 	}
 	defer conn.close()
-	defer cancel() // runs first: deliver must not block conn.close
+	defer gate.close()
+	defer cancel() // these run first: deliver must not block conn.close
 	s.update(func(st *Status) { st.Connects++ })
 	p := s.newPipeline(conn.tracks())
 	s.log.Info("camera connected", "url", s.cam.RedactedURL(), "tracks", p.describe())
@@ -299,6 +311,7 @@ func (s *Session) attempt(ctx context.Context) (res attemptResult, err error) {
 		case <-stall.C:
 			return res, fmt.Errorf("%w for %v", ErrStall, s.opts.StallTimeout)
 		case u := <-units:
+			gate.release(u.size())
 			if u.track == p.primary {
 				stall.Reset(s.opts.StallTimeout)
 			}
@@ -387,4 +400,49 @@ func (r *rateWindow) add(now time.Time, bytes int, video bool) (bitrate, fps flo
 	r.start = now
 	r.bytes, r.frames = 0, 0
 	return r.bitrate, r.fps, true
+}
+
+// byteGate bounds the bytes queued between the RTSP reader and the session.
+type byteGate struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	used   int64
+	max    int64
+	closed bool
+}
+
+func newByteGate(max int64) *byteGate {
+	g := &byteGate{max: max}
+	g.cond = sync.NewCond(&g.mu)
+	return g
+}
+
+// acquire waits until n bytes fit (or the queue is empty) and takes them; it
+// returns false once the gate is closed.
+func (g *byteGate) acquire(n int64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for !g.closed && g.used > 0 && g.used+n > g.max {
+		g.cond.Wait()
+	}
+	if g.closed {
+		return false
+	}
+	g.used += n
+	return true
+}
+
+func (g *byteGate) release(n int64) {
+	g.mu.Lock()
+	g.used -= n
+	g.mu.Unlock()
+	g.cond.Broadcast()
+}
+
+// close wakes every waiter; later acquires fail. Idempotent.
+func (g *byteGate) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.cond.Broadcast()
 }

@@ -126,6 +126,7 @@ func TestRecordCodecs(t *testing.T) {
 		{"H.265 with G.711 over TCP", camsim.PathConfig{Video: camsim.H265, Audio: camsim.PCMU}, recorder.TransportTCP, []ringstore.Codec{ringstore.CodecH265, ringstore.CodecPCMU}},
 		{"H.265 with AAC over UDP", camsim.PathConfig{Video: camsim.H265, Audio: camsim.AAC}, recorder.TransportUDP, []ringstore.Codec{ringstore.CodecH265, ringstore.CodecAAC}},
 		{"H.264 alone over UDP", camsim.PathConfig{Video: camsim.H264}, recorder.TransportUDP, []ringstore.Codec{ringstore.CodecH264}},
+		{"H.264 at 2 Mbit/s", camsim.PathConfig{Video: camsim.H264, Bitrate: 2e6}, "", []ringstore.Codec{ringstore.CodecH264}},
 	}
 	paths := map[string]camsim.PathConfig{}
 	for i, tc := range tests {
@@ -178,6 +179,14 @@ func TestRecordCodecs(t *testing.T) {
 				}
 				if st.Tracks[0].Width == 0 || st.Tracks[0].Height == 0 {
 					t.Errorf("no resolution in status: %+v", st.Tracks[0])
+				}
+				waitFor(t, 10*time.Second, "bitrate measured", func() bool { return s.Status().Bitrate > 0 })
+				st = s.Status()
+				if st.FPS < 20 || st.FPS > 30 {
+					t.Errorf("measured %.1f fps, camera sends 25", st.FPS)
+				}
+				if want := float64(tc.path.Bitrate); want > 0 && (st.Bitrate < 0.8*want || st.Bitrate > 1.2*want) {
+					t.Errorf("measured %.0f bit/s, camera sends %.0f", st.Bitrate, want)
 				}
 			})
 		}
