@@ -234,65 +234,9 @@ func TestConsoleFirstRunAndSession(t *testing.T) {
 		t.Errorf("retention = %q", out)
 	}
 
-	// Garbled lines: one clear error line each, nothing changed.
-	for _, line := range []string{
-		"frobnicate now",
-		`cameras add "front door`,
-		"cameras \x01list",
-		"cameras list \xff\xfe",
-		strings.Repeat("x", 10*1024),
-		"cameras add Bad rtsp://h/",
-		"cameras remove",
-		"cameras list --bogus",
-		"cameras explode",
-	} {
-		oneErrorLine(t, line[:min(len(line), 40)], h.run(prompt, line))
-	}
-
-	// Editing: backspace, Ctrl-U, Ctrl-W, and Ctrl-C cancelling a line.
-	if out := h.run(prompt, "cameraz\x7fs lisx\bt"); !strings.Contains(out, "lobby") {
-		t.Errorf("backspace editing: %q", out)
-	}
-	h.typeRaw("cameras remove lob\x03")
-	h.expect("^C\r\n" + prompt)
-	h.typeRaw("garbage\x15help cam\x17cameras\r")
-	if out := h.expect(prompt); !strings.Contains(out, "cameras list") {
-		t.Errorf("Ctrl-U/Ctrl-W editing: %q", out)
-	}
-	// A command cut off half way, at its password prompt.
-	h.typeLine("cameras add door rtsp://192.0.2.7/ --ask-password")
-	h.expect("Camera password: ")
-	h.typeRaw("half\x03")
-	if out := h.expect(prompt); !strings.Contains(out, "cancelled") {
-		t.Errorf("Ctrl-C at a prompt: %q", out)
-	}
-	// History: up twice recalls the last-but-one line.
-	h.run(prompt, "show status")
-	h.run(prompt, "time show")
-	h.typeRaw("\x1b[A\x1b[A\r")
-	if out := h.expect(prompt); !strings.Contains(out, "retention held: 13d 4h") || !strings.Contains(out, "psu2") {
-		t.Errorf("history recall of show status: %q", out)
-	}
-
-	// Confirmations.
-	h.typeLine("storage format")
-	h.expect("Type the volume name (vol0) to confirm: ")
-	h.typeLine("vol1")
-	if out := h.expect(prompt); !strings.Contains(out, "not confirmed") {
-		t.Errorf("format with a wrong name: %q", out)
-	}
-	h.typeLine("storage format")
-	h.expect("to confirm: ")
-	h.typeLine("vol0")
-	h.expect("volume vol0 formatted")
-	h.typeLine("shutdown")
-	h.expect(`Type "shutdown" to confirm: `)
-	h.typeLine("no")
-	h.expect(prompt)
-	h.typeLine("reboot")
-	h.expect(`Type "reboot" to confirm: `)
-	h.typeLine("reboot")
-	h.expect("reboot requested")
+	typeGarbage(t, h, prompt)
+	typeEdits(t, h, prompt)
+	typeConfirmations(t, h, prompt)
 
 	// Ctrl-D logs out; the login prompt comes back.
 	h.expect(prompt)
@@ -531,4 +475,75 @@ func TestStdioStops(t *testing.T) {
 	tty.Close()
 	<-copied
 	checkGoroutines(t, goroutines)
+}
+
+// typeGarbage types garbled lines: one clear error line each, nothing
+// changed.
+func typeGarbage(t *testing.T, h *harness, prompt string) {
+	for _, line := range []string{
+		"frobnicate now",
+		`cameras add "front door`,
+		"cameras \x01list",
+		"cameras list \xff\xfe",
+		strings.Repeat("x", 10*1024),
+		"cameras add Bad rtsp://h/",
+		"cameras remove",
+		"cameras list --bogus",
+		"cameras explode",
+	} {
+		oneErrorLine(t, line[:min(len(line), 40)], h.run(prompt, line))
+	}
+
+}
+
+// typeEdits exercises the line editor's keys and Ctrl-C.
+func typeEdits(t *testing.T, h *harness, prompt string) {
+	// Editing: backspace, Ctrl-U, Ctrl-W, and Ctrl-C cancelling a line.
+	if out := h.run(prompt, "cameraz\x7fs lisx\bt"); !strings.Contains(out, "lobby") {
+		t.Errorf("backspace editing: %q", out)
+	}
+	h.typeRaw("cameras remove lob\x03")
+	h.expect("^C\r\n" + prompt)
+	h.typeRaw("garbage\x15help cam\x17cameras\r")
+	if out := h.expect(prompt); !strings.Contains(out, "cameras list") {
+		t.Errorf("Ctrl-U/Ctrl-W editing: %q", out)
+	}
+	// A command cut off half way, at its password prompt.
+	h.typeLine("cameras add door rtsp://192.0.2.7/ --ask-password")
+	h.expect("Camera password: ")
+	h.typeRaw("half\x03")
+	if out := h.expect(prompt); !strings.Contains(out, "cancelled") {
+		t.Errorf("Ctrl-C at a prompt: %q", out)
+	}
+	// History: up twice recalls the last-but-one line.
+	h.run(prompt, "show status")
+	h.run(prompt, "time show")
+	h.typeRaw("\x1b[A\x1b[A\r")
+	if out := h.expect(prompt); !strings.Contains(out, "retention held: 13d 4h") || !strings.Contains(out, "psu2") {
+		t.Errorf("history recall of show status: %q", out)
+	}
+
+}
+
+// typeConfirmations answers storage format, shutdown and reboot prompts.
+func typeConfirmations(t *testing.T, h *harness, prompt string) {
+	// Confirmations.
+	h.typeLine("storage format")
+	h.expect("Type the volume name (vol0) to confirm: ")
+	h.typeLine("vol1")
+	if out := h.expect(prompt); !strings.Contains(out, "not confirmed") {
+		t.Errorf("format with a wrong name: %q", out)
+	}
+	h.typeLine("storage format")
+	h.expect("to confirm: ")
+	h.typeLine("vol0")
+	h.expect("volume vol0 formatted")
+	h.typeLine("shutdown")
+	h.expect(`Type "shutdown" to confirm: `)
+	h.typeLine("no")
+	h.expect(prompt)
+	h.typeLine("reboot")
+	h.expect(`Type "reboot" to confirm: `)
+	h.typeLine("reboot")
+	h.expect("reboot requested")
 }
