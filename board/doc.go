@@ -12,7 +12,8 @@
 // with no blanks inside. The first directive names the model:
 //
 //	model generic-x86-2u
-//	psu PSU1 bus=0 addr=0x58                 # PMBus PSU on /dev/i2c-0 at 0x58
+//	psu PSU1 adapter=SMBus_I801 addr=0x58    # PMBus PSU at 0x58 on the adapter named "SMBus I801..."
+//	psu PSU2 bus=0 addr=0x59                 # or by adapter number: /dev/i2c-0
 //	bay BAY0 present=gpiochip0:0 present-active=low fault-led=leds:8 locate-led=leds:16 led-active=high
 //	raid md0 role=recording                  # role=data (default) or recording (at most one)
 //	watchdog /dev/watchdog0 timeout=30s

@@ -25,8 +25,23 @@ type Profile struct {
 // PSUSpec says where a PMBus power supply answers.
 type PSUSpec struct {
 	Name string
-	Bus  int    // I2C adapter number: /dev/i2c-Bus
-	Addr uint16 // 7-bit device address
+	// Bus is the I2C adapter number (/dev/i2c-Bus), used when Adapter is
+	// empty. Adapter numbers follow probe order; Adapter is stabler.
+	Bus int
+	// Adapter selects the adapter by the start of its name
+	// (/sys/bus/i2c/devices/i2c-N/name), '_' standing for a blank:
+	// "SMBus_I801" matches "SMBus I801 adapter at f040". It must match one
+	// adapter. Profile option adapter=, exclusive with bus=.
+	Adapter string
+	Addr    uint16 // 7-bit device address
+}
+
+// Where names the PSU's adapter for messages: "bus 0" or "adapter X".
+func (s PSUSpec) Where() string {
+	if s.Adapter != "" {
+		return "adapter " + s.Adapter
+	}
+	return fmt.Sprintf("bus %d", s.Bus)
 }
 
 // GPIOLine names one line of a GPIO chip.
@@ -208,20 +223,37 @@ func (ps *parser) directive(line int, f []string) error {
 }
 
 func (ps *parser) psu(name string, o optSet) error {
-	bus, err := o.int("bus", 0, 1<<20, true)
-	if err != nil {
-		return err
+	s := PSUSpec{Name: name}
+	adapter, byName := o.take("adapter")
+	if byName {
+		if _, both := o.vals["bus"]; both {
+			return errors.New("bus= and adapter= are exclusive")
+		}
+		if err := checkName(adapter); err != nil {
+			return fmt.Errorf("adapter=%q: %w", adapter, err)
+		}
+		s.Adapter = adapter
+	} else {
+		if _, ok := o.vals["bus"]; !ok {
+			return errors.New("missing bus=N or adapter=NAME")
+		}
+		bus, err := o.int("bus", 0, 1<<20, true)
+		if err != nil {
+			return err
+		}
+		s.Bus = bus
 	}
 	addr, err := o.int("addr", 0x03, 0x77, true)
 	if err != nil {
 		return err
 	}
+	s.Addr = uint16(addr)
 	for _, q := range ps.p.PSUs {
-		if q.Bus == bus && q.Addr == uint16(addr) {
-			return fmt.Errorf("bus %d address %#x already used by %s", bus, addr, q.Name)
+		if q.Bus == s.Bus && q.Adapter == s.Adapter && q.Addr == s.Addr {
+			return fmt.Errorf("%s address %#x already used by %s", s.Where(), addr, q.Name)
 		}
 	}
-	ps.p.PSUs = append(ps.p.PSUs, PSUSpec{Name: name, Bus: bus, Addr: uint16(addr)})
+	ps.p.PSUs = append(ps.p.PSUs, s)
 	return nil
 }
 
@@ -402,7 +434,11 @@ func (p *Profile) Format() []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "model %s\n", p.Model)
 	for _, s := range p.PSUs {
-		fmt.Fprintf(&b, "psu %s bus=%d addr=%#02x\n", s.Name, s.Bus, s.Addr)
+		if s.Adapter != "" {
+			fmt.Fprintf(&b, "psu %s adapter=%s addr=%#02x\n", s.Name, s.Adapter, s.Addr)
+		} else {
+			fmt.Fprintf(&b, "psu %s bus=%d addr=%#02x\n", s.Name, s.Bus, s.Addr)
+		}
 	}
 	for _, s := range p.Bays {
 		fmt.Fprintf(&b, "bay %s present=%s", s.Name, s.Present)

@@ -14,6 +14,7 @@ model test-1u   # trailing comment
 
 psu PSU1 bus=0 addr=0x58
 psu PSU2 bus=1 addr=89
+psu PSU3 adapter=SMBus_I801 addr=0x58
 bay B0 present=gpiochip0:3 fault-led=leds:0 locate-led=leds:LOC0 led-active=low
 bay B1 present=gpiochip0:4 present-active=high
 raid md1
@@ -28,7 +29,7 @@ func TestParseProfile(t *testing.T) {
 	}
 	want := &Profile{
 		Model: "test-1u",
-		PSUs:  []PSUSpec{{"PSU1", 0, 0x58}, {"PSU2", 1, 89}},
+		PSUs:  []PSUSpec{{Name: "PSU1", Addr: 0x58}, {Name: "PSU2", Bus: 1, Addr: 89}, {Name: "PSU3", Adapter: "SMBus_I801", Addr: 0x58}},
 		Bays: []BaySpec{
 			{Name: "B0", Present: GPIOLine{"gpiochip0", "3"}, FaultLED: GPIOLine{"leds", "0"}, LocateLED: GPIOLine{"leds", "LOC0"}, LEDActiveLow: true},
 			{Name: "B1", Present: GPIOLine{"gpiochip0", "4"}, PresentActiveHigh: true},
@@ -72,6 +73,10 @@ func TestParseProfileErrors(t *testing.T) {
 		{"unknown directive", "model m\nfan F1\n", 2, `unknown directive "fan"`},
 		{"missing name", "model m\npsu\n", 2, "needs a name"},
 		{"missing addr", "model m\npsu P bus=0\n", 2, "missing addr="},
+		{"missing bus", "model m\npsu P addr=0x58\n", 2, "missing bus=N or adapter=NAME"},
+		{"bus and adapter", "model m\npsu P bus=0 adapter=x addr=0x58\n", 2, "exclusive"},
+		{"bad adapter", "model m\npsu P adapter=a:b addr=0x58\n", 2, `adapter="a:b"`},
+		{"same adapter address", "model m\npsu P adapter=x addr=0x58\npsu Q adapter=x addr=0x58\n", 3, "adapter x address 0x58 already used by P"},
 		{"addr out of range", "model m\npsu P bus=0 addr=0x80\n", 2, `addr="0x80"`},
 		{"addr not a number", "model m\npsu P bus=0 addr=x\n", 2, `addr="x"`},
 		{"unknown option", "model m\npsu P bus=0 addr=0x58 pec=1\n", 2, `unknown option "pec"`},
@@ -79,7 +84,7 @@ func TestParseProfileErrors(t *testing.T) {
 		{"not key=value", "model m\npsu P bus\n", 2, `"bus" is not key=value`},
 		{"empty value", "model m\npsu P bus= addr=0x58\n", 2, "not key=value"},
 		{"duplicate psu", "model m\npsu P bus=0 addr=0x58\npsu P bus=0 addr=0x59\n", 3, "already declared at line 2"},
-		{"same address", "model m\npsu P bus=0 addr=0x58\npsu Q bus=0 addr=88\n", 3, "already used by P"},
+		{"same address", "model m\npsu P bus=0 addr=0x58\npsu Q bus=0 addr=88\n", 3, "bus 0 address 0x58 already used by P"},
 		{"bay without presence", "model m\nbay B fault-led=c:1\n", 2, "missing present="},
 		{"bay bad gpio", "model m\nbay B present=gpiochip0\n", 2, "want CHIP:LINE"},
 		{"bay empty line", "model m\nbay B present=gpiochip0:\n", 2, "name \"\""},

@@ -13,6 +13,12 @@ package hardware
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +39,9 @@ type Options struct {
 	// Chips are the GPIO chips to resolve lines on. Default: gpioioctl.Chips
 	// (filled by host.Init).
 	Chips []*gpioioctl.GPIOChip
+	// Sysfs is the sysfs root, where adapter= names are looked up. Default
+	// os.DirFS("/sys").
+	Sysfs fs.FS
 }
 
 // Hardware is a profile bound to devices.
@@ -98,8 +107,20 @@ func Open(p *board.Profile, opts Options) (*Hardware, error) {
 	}
 	h := &Hardware{}
 	var errs []error
+	if opts.Sysfs == nil {
+		opts.Sysfs = os.DirFS("/sys")
+	}
 	for _, s := range p.PSUs {
-		d, err := smbus.Open(s.Bus, s.Addr, smbus.Options{Timeout: opts.SMBusTimeout})
+		bus := s.Bus
+		if s.Adapter != "" {
+			n, err := AdapterBus(opts.Sysfs, s.Adapter)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%w: psu %s: %w", ErrUnbound, s.Name, err))
+				continue
+			}
+			bus = n
+		}
+		d, err := smbus.Open(bus, s.Addr, smbus.Options{Timeout: opts.SMBusTimeout})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%w: psu %s: %w", ErrUnbound, s.Name, err))
 			continue
@@ -124,6 +145,39 @@ func Open(p *board.Profile, opts Options) (*Hardware, error) {
 		}
 	}
 	return h, errors.Join(errs...)
+}
+
+// AdapterBus returns the number N of the one I2C adapter
+// (/sys/bus/i2c/devices/i2c-N) whose name starts with prefix, '_' in prefix
+// standing for a blank.
+func AdapterBus(sys fs.FS, prefix string) (int, error) {
+	want := strings.ReplaceAll(prefix, "_", " ")
+	paths, err := fs.Glob(sys, "bus/i2c/devices/i2c-*/name")
+	if err != nil {
+		return 0, fmt.Errorf("list I2C adapters: %w", err)
+	}
+	var found []int
+	var names []string
+	for _, p := range paths {
+		b, err := fs.ReadFile(sys, p)
+		if err != nil {
+			continue
+		}
+		name := strings.TrimSpace(string(b))
+		names = append(names, name)
+		n, err := strconv.Atoi(strings.TrimPrefix(path.Base(path.Dir(p)), "i2c-"))
+		if err == nil && strings.HasPrefix(name, want) {
+			found = append(found, n)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		return 0, fmt.Errorf("no I2C adapter named %q... (have %q)", want, names)
+	}
+	sort.Ints(found)
+	return 0, fmt.Errorf("I2C adapter name %q... is ambiguous: buses %v", want, found)
 }
 
 // bindBays resolves each bay's lines; a bay whose presence line is missing

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/nvrfw/nvr/board"
@@ -152,5 +153,34 @@ func TestRealBoard(t *testing.T) {
 	}
 	for _, e := range st.Events {
 		t.Log(e)
+	}
+}
+
+func TestAdapterBus(t *testing.T) {
+	sys := fstest.MapFS{
+		"bus/i2c/devices/i2c-0/name":  {Data: []byte("SMBus I801 adapter at f040\n")},
+		"bus/i2c/devices/i2c-1/name":  {Data: []byte("SMBus stub driver\n")},
+		"bus/i2c/devices/i2c-2/name":  {Data: []byte("i915 gmbus dpb\n")},
+		"bus/i2c/devices/i2c-3/name":  {Data: []byte("i915 gmbus dpc\n")},
+		"bus/i2c/devices/0-0058/name": {Data: []byte("pmbus\n")},
+	}
+	for _, tc := range []struct {
+		prefix string
+		bus    int
+		err    string
+	}{
+		{"SMBus_I801", 0, ""},
+		{"SMBus_stub", 1, ""},
+		{"i915_gmbus", 0, "ambiguous: buses [2 3]"},
+		{"nvidia", 0, `no I2C adapter named "nvidia"`},
+	} {
+		bus, err := AdapterBus(sys, tc.prefix)
+		if tc.err == "" && (err != nil || bus != tc.bus) || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("AdapterBus(%q) = %d, %v; want %d, %q", tc.prefix, bus, err, tc.bus, tc.err)
+		}
+	}
+	p, _ := board.ParseProfile("t", []byte("model t\npsu P adapter=nvidia addr=0x58\n"))
+	if _, err := Open(p, Options{Sysfs: sys}); !errors.Is(err, ErrUnbound) || !strings.Contains(err.Error(), "psu P: no I2C adapter") {
+		t.Errorf("Open with a missing adapter: %v", err)
 	}
 }
