@@ -142,11 +142,13 @@ func scanVolume(ctx context.Context, fs vfs.FS, dir string, vol VolumeInfo, knob
 		}
 	}
 	if rb.head >= 0 {
-		rb.checkpoint = rb.slots[rb.head].hdr.end
+		rb.checkpoint = min(align(rb.slots[rb.head].hdr.end, batchAlign), vol.SlotSize)
 	} else {
 		rb.head = 0
 	}
-	rb.evicted = used == vol.Slots
+	// The ring evicted footage once the first slot ever used (slot 0, whose
+	// first record has generation 1) was recycled.
+	rb.evicted = used > 0 && rb.slots[0].hdr.baseGen != 1
 	cutoff := now.Add(-maxAge).UnixNano()
 	for i := range rb.slots {
 		rs := &rb.slots[i]

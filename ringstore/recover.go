@@ -35,10 +35,25 @@ type scanOpts struct {
 func scanSlot(f vfs.File, size, from int64, o scanOpts, fn func(off int64, r *record, raw []byte) bool) (int64, error) {
 	sc := slotReader{f: f, size: size}
 	off := from
+	var lastGen uint64
 	for off+recMinSize <= size {
 		r, raw, err := sc.recordAt(off, o.accept)
 		if err != nil {
 			return off, err
+		}
+		if r == nil && off%batchAlign != 0 && off > from {
+			// A batch after a torn tail starts at the next 4 KiB boundary
+			// under a newer generation (see recover).
+			next := align(off, batchAlign)
+			newer := func(h recordHeader) bool { return h.gen > lastGen && (o.accept == nil || o.accept(h)) }
+			if next+recMinSize <= size {
+				if r, raw, err = sc.recordAt(next, newer); err != nil {
+					return off, err
+				}
+				if r != nil {
+					off = next
+				}
+			}
 		}
 		if r == nil {
 			if !o.resync {
@@ -54,6 +69,7 @@ func scanSlot(f vfs.File, size, from int64, o scanOpts, fn func(off int64, r *re
 			off = next
 			continue
 		}
+		lastGen = r.gen
 		if !fn(off, r, raw) {
 			return off + int64(r.length), nil
 		}
@@ -188,6 +204,14 @@ func (s *Store) recover(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("open store %s: %w", s.dir, err)
 		}
+		// The records found may sit only in the page cache (the process
+		// died, the machine did not): make them durable before the index
+		// points at them.
+		if len(entries) > 0 {
+			if err := f.Datasync(); err != nil {
+				return fmt.Errorf("open store %s: sync recovered records of slot %d: %w", s.dir, w.head, err)
+			}
+		}
 	}
 	gen := w.genCounter + 1
 	if fresh {
@@ -202,7 +226,7 @@ func (s *Store) recover(ctx context.Context) error {
 		if err := tx.Bucket(bktMeta).Delete([]byte("pending")); err != nil {
 			return err
 		}
-		return putMeta(tx, gen, w.head, end)
+		return putMeta(tx, gen, w.head, w.off)
 	})
 	s.metaMu.Unlock()
 	if err != nil {

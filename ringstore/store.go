@@ -89,7 +89,8 @@ type Store struct {
 
 	durMu   sync.Mutex
 	durable uint64
-	durCh   chan struct{} // closed and replaced each time durable moves
+	indexed uint64        // every seq <= it is durable and in the index (visible to reads)
+	durCh   chan struct{} // closed and replaced each time durable or indexed moves
 	stopped bool          // the writer has exited: nothing more becomes durable
 
 	kick      chan struct{}
@@ -290,12 +291,29 @@ func (s *Store) setDurable(seq uint64) {
 	s.durMu.Unlock()
 }
 
+func (s *Store) setIndexed(seq uint64) {
+	s.durMu.Lock()
+	if seq > s.indexed {
+		s.indexed = seq
+		close(s.durCh)
+		s.durCh = make(chan struct{})
+	}
+	s.durMu.Unlock()
+}
+
 // WaitDurable returns when append seq is durable, the context ends, or the
 // writer stopped (ErrClosed).
 func (s *Store) WaitDurable(ctx context.Context, seq uint64) error {
+	return s.wait(ctx, seq, false)
+}
+
+func (s *Store) wait(ctx context.Context, seq uint64, indexed bool) error {
 	for {
 		s.durMu.Lock()
 		d, ch, stopped := s.durable, s.durCh, s.stopped
+		if indexed {
+			d = s.indexed
+		}
 		s.durMu.Unlock()
 		if d >= seq {
 			return nil
@@ -306,12 +324,13 @@ func (s *Store) WaitDurable(ctx context.Context, seq uint64) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("wait for seq %d (durable %d): %w", seq, d, ctx.Err())
+			return fmt.Errorf("wait for seq %d (reached %d): %w", seq, d, ctx.Err())
 		}
 	}
 }
 
-// Flush commits now and waits until everything appended before is durable.
+// Flush commits now and waits until everything appended before is durable
+// and visible to reads (indexed).
 func (s *Store) Flush(ctx context.Context) error {
 	if s.isClosed() {
 		return ErrClosed
@@ -321,7 +340,7 @@ func (s *Store) Flush(ctx context.Context) error {
 	case s.kick <- struct{}{}:
 	default:
 	}
-	return s.WaitDurable(ctx, seq)
+	return s.wait(ctx, seq, true)
 }
 
 // snapshotIndex writes a consistent copy of the index to w.

@@ -92,6 +92,8 @@ func (s *Store) commit() {
 	s.st.tickDone(s.now())
 	if err := s.commitIndex(); err != nil {
 		s.alarm("index", -1, err)
+	} else {
+		s.setIndexed(maxSeq)
 	}
 	if s.opts.MaxAge > 0 {
 		if err := s.evictOld(); err != nil {
@@ -210,7 +212,12 @@ func entryOf(r *record, slot int, off, size int64) indexEntry {
 // applyPart records in memory that the records behind entries (now durable)
 // end at end; recs supply stream names and track tables.
 func (s *Store) applyPart(recs []*record, entries []indexEntry, end int64) {
-	s.w.off = end
+	// The next batch starts 4 KiB aligned: its first write must not share a
+	// sector with acknowledged records (a torn write can destroy a whole
+	// sector). Batches end with a pad, so this only moves the write position
+	// after a torn tail (recovery) or at the end of a slot; scans jump the
+	// gap (see scanSlot).
+	s.w.off = min(align(end, batchAlign), s.vol.SlotSize)
 	s.w.queue = append(s.w.queue, entries...)
 	s.metaMu.Lock()
 	defer s.metaMu.Unlock()
