@@ -56,8 +56,8 @@ type crashConfig struct {
 	workers int
 }
 
-// crashDefaultVariants: at every operation the harshest state (no unsynced data,
-// only synced directory entries), plus one other variant in rotation.
+// crashDefaultVariants: at every operation the harshest state (no unsynced
+// data, only synced directory entries), plus two other variants in rotation.
 func crashDefaultVariants(n int) []memfs.CrashOptions {
 	seed := uint64(n)
 	rot := []memfs.CrashOptions{
@@ -68,7 +68,7 @@ func crashDefaultVariants(n int) []memfs.CrashOptions {
 		{Data: memfs.DataNone, ZeroLost: true, Seed: seed},
 		{Data: memfs.DataTorn, ZeroLost: true, Seed: seed},
 	}
-	return []memfs.CrashOptions{{Seed: seed}, rot[n%len(rot)]}
+	return []memfs.CrashOptions{{Seed: seed}, rot[n%len(rot)], rot[(n+3)%len(rot)]}
 }
 
 // crashAllVariants: every variant, random ones with two seeds.
@@ -423,8 +423,8 @@ func (h *crashHarness) floorsFor(tick int) []uint64 {
 
 func crashSpec(seed uint64) crashConfig {
 	return crashConfig{
-		spec:     crashWorkloadSpec{Seed: seed, Streams: 4, Ticks: 420},
-		slots:    4,
+		spec:     crashWorkloadSpec{Seed: seed, Streams: 4, Ticks: 360},
+		slots:    3, // the ring wraps about every 145 ticks
 		slotSize: MinSlotSize,
 	}
 }
@@ -445,7 +445,7 @@ func TestCrashHarness(t *testing.T) {
 	cfg := crashSpec(1)
 	cfg.every = 1
 	cfg.recoverEvery = 40
-	cfg.rebuildEvery = 16
+	cfg.rebuildEvery = 24
 	if *crashLong {
 		cfg.variants = crashAllVariants
 		cfg.recoverEvery = 3
