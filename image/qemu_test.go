@@ -3,6 +3,8 @@ package image
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
+	"io"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/nvrfw/nvr/firmware/bundle"
 	"github.com/nvrfw/nvr/firmware/slots"
+	"github.com/nvrfw/nvr/image/mkimage"
 	"github.com/nvrfw/nvr/image/vmlinux"
 )
 
@@ -47,14 +50,8 @@ func TestQEMUSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatalf("qemu-system-x86_64 is missing (apt-get install qemu-system-x86; make qemu-smoke does it): %v", err)
 	}
-	bundlePath := filepath.Join(outDir, "bundle.nvrfw")
-	if _, err := os.Stat(bundlePath); err != nil {
-		t.Logf("no image yet: running make image")
-		cmd := exec.Command("make", "-C", "..", "image")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("make image: %v\n%s", err, out)
-		}
-	}
+	ensureImage(t)
+	bundlePath := filepath.Join(outDir, mkimage.BundleFile)
 	pubRaw, err := os.ReadFile(pubkeyRel)
 	if err != nil {
 		t.Fatal(err)
@@ -108,6 +105,96 @@ func TestQEMUSmoke(t *testing.T) {
 	if s, _, _ := m.Boot(); s != slots.B {
 		t.Fatalf("after confirming b the bootloader picks %s", s)
 	}
+}
+
+// ensureImage runs make image when out/image has no bundle yet.
+func ensureImage(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(outDir, mkimage.BundleFile)); err == nil {
+		return
+	}
+	t.Logf("no image yet: running make image")
+	cmd := exec.Command("make", "-C", "..", "image")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make image: %v\n%s", err, out)
+	}
+}
+
+// TestImageContents checks the built initramfs: init, the uinit link to
+// nvrd with the appliance's arguments, the rescue shell, and the kernel
+// modules with their metadata.
+func TestImageContents(t *testing.T) {
+	if !smokeEnabled() {
+		if _, err := os.Stat(filepath.Join(outDir, mkimage.InitramfsFile)); err != nil {
+			t.Skip("no image: run make image (or set NVR_QEMU_SMOKE=1 to build it)")
+		}
+	}
+	ensureImage(t)
+	f, err := os.Open(filepath.Join(outDir, mkimage.InitramfsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := cpio.ReadAllRecords(cpio.Newc.Reader(bytes.NewReader(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]cpio.Record{}
+	for _, r := range recs {
+		files[r.Name] = r
+	}
+	content := func(name string) string {
+		r, ok := files[name]
+		if !ok {
+			t.Fatalf("initramfs lacks %s", name)
+		}
+		b, err := io.ReadAll(io.NewSectionReader(r.ReaderAt, 0, int64(r.FileSize)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if got := content("bin/uinit"); got != "nvrd" && got != "/bin/nvrd" {
+		t.Errorf("bin/uinit -> %q, want nvrd", got)
+	}
+	if got, want := content("etc/uinit.flags"), fileflag.ArgvToFile(mkimage.DefaultUinit); got != want {
+		t.Errorf("etc/uinit.flags = %q, want %q", got, want)
+	}
+	for _, name := range []string{"init", "bin/nvrd", "bin/defaultsh", "bbin/bb", "bbin/ip", "bbin/dmesg", "lib/modules-load.d/nvr.conf"} {
+		if _, ok := files[name]; !ok {
+			t.Errorf("initramfs lacks %s", name)
+		}
+	}
+	var kos, deps int
+	for name, r := range files {
+		if r.MTime != 0 {
+			t.Errorf("%s has mtime %d: not reproducible", name, r.MTime)
+		}
+		if strings.HasSuffix(name, ".ko") {
+			kos++
+		}
+		if strings.HasSuffix(name, "/modules.dep") {
+			deps++
+		}
+	}
+	conf := content("lib/modules-load.d/nvr.conf")
+	for _, m := range []string{"raid456", "i6300esb", "softdog", "e1000e", "igb", "virtio_net"} {
+		if !strings.Contains(conf, "\n"+m+"\n") {
+			t.Errorf("nvr.conf does not load %s", m)
+		}
+	}
+	if kos < len(mkimage.DefaultModules) || deps != 1 {
+		t.Errorf("%d modules and %d modules.dep in the image", kos, deps)
+	}
+	t.Logf("%d files, %d kernel modules, %d bytes uncompressed", len(files), kos, len(raw))
 }
 
 // smokeUinit is nvrd's command line in the smoke boot: "version" (prints
