@@ -111,6 +111,22 @@ func TestDeviceOps(t *testing.T) {
 	}
 }
 
+func TestDeviceKeepAliveByWrite(t *testing.T) {
+	sys := newFakeSys()
+	sys.errs[opKeepAlive] = syscall.EOPNOTSUPP // no WDIOF_KEEPALIVEPING
+	d := newDevice("/dev/fakedog", sys)
+	if err := d.KeepAlive(); err != nil {
+		t.Fatal(err)
+	}
+	if len(sys.writes) != 1 || sys.writes[0] != "1" {
+		t.Fatalf("writes %q, want one ping \"1\"", sys.writes)
+	}
+	sys.errs[opKeepAlive] = syscall.EIO
+	if err := d.KeepAlive(); !errors.Is(err, syscall.EIO) || len(sys.writes) != 1 {
+		t.Fatalf("EIO keepalive = %v, writes %q: want the error, no write", err, sys.writes)
+	}
+}
+
 func TestDeviceTimeoutValidation(t *testing.T) {
 	d := newDevice("/dev/fakedog", newFakeSys())
 	for _, to := range []time.Duration{0, -time.Second, 1500 * time.Millisecond, 70000 * time.Second} {

@@ -218,10 +218,25 @@ func (d *Device) Boot() (BootReason, error) {
 	return BootReason{Flags: f, WatchdogReset: f&FlagCardReset != 0}, nil
 }
 
-// KeepAlive pets the watchdog (WDIOC_KEEPALIVE), restarting its timer.
+// KeepAlive pets the watchdog (WDIOC_KEEPALIVE), restarting its timer. A
+// driver without WDIOF_KEEPALIVEPING refuses the ioctl; it is then pinged by
+// writing to the device, as the kernel API allows.
 func (d *Device) KeepAlive() error {
 	var v int32
-	return d.do(opKeepAlive, &v)
+	err := d.do(opKeepAlive, &v)
+	if !errors.Is(err, ErrNotSupported) {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return fmt.Errorf("watchdog %s: keepalive: %w", d.path, ErrClosed)
+	}
+	// Any byte but 'V' pings and cancels a pending magic close.
+	if werr := d.sys.write([]byte("1")); werr != nil {
+		return fmt.Errorf("watchdog %s: keepalive by write: %w", d.path, werr)
+	}
+	return nil
 }
 
 func seconds(what string, t time.Duration) (int32, error) {
