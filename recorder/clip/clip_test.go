@@ -115,6 +115,7 @@ func TestExportCodecs(t *testing.T) {
 		{"h265-aac", encodeSpec{codec: ringstore.CodecH265, audio: true}, []string{"hevc", "aac"}, "hvc1", 2.5, 5.5, 2, 88, 3.52},
 		{"h264-bframes", encodeSpec{codec: ringstore.CodecH264, bframes: 2, audio: true}, []string{"h264", "aac"}, "avc1", 1, 4, 1, 75, 3.0},
 		{"h265-bframes", encodeSpec{codec: ringstore.CodecH265, bframes: 3, audio: true}, []string{"hevc", "aac"}, "hvc1", 1, 4, 1, 75, 3.0},
+		{"h264-opus", encodeSpec{codec: ringstore.CodecH264, audio: true, opus: true}, []string{"h264", "opus"}, "avc1", 2.5, 5.5, 2, 88, 3.52},
 		{"h265-video-only-from-keyframe", encodeSpec{codec: ringstore.CodecH265}, []string{"hevc"}, "hvc1", 3, 5, 3, 50, 2.0},
 	}
 	for _, tc := range tests {

@@ -44,6 +44,7 @@ type encodeSpec struct {
 	gop      int             // 0: fps (one keyframe a second)
 	bframes  int             // 0: none
 	audio    bool            // AAC 48 kHz mono alongside
+	opus     bool            // with audio: Opus instead of AAC
 	toneFreq int             // 0: 440
 }
 
@@ -94,7 +95,10 @@ func encode(t testing.TB, spec encodeSpec) recording {
 	default:
 		t.Fatalf("encode: codec %v", spec.codec)
 	}
-	if spec.audio {
+	switch {
+	case spec.audio && spec.opus:
+		args = append(args, "-c:a", "libopus", "-b:a", "32k", "-ac", "1")
+	case spec.audio:
 		args = append(args, "-c:a", "aac", "-b:a", "64k", "-ac", "1")
 	}
 	args = append(args, "-f", "mpegts", out)
@@ -152,6 +156,17 @@ func readTS(r io.Reader, vc ringstore.Codec) (recording, error) {
 			tr.OnDataH264(trk, video)
 		case *mpegts.CodecH265:
 			tr.OnDataH265(trk, video)
+		case *mpegts.CodecOpus:
+			rec.tracks = append(rec.tracks, ringstore.Track{ID: 1, Codec: ringstore.CodecOpus,
+				ClockRate: 48000, Channels: uint8(c.ChannelCount)})
+			tr.OnDataOpus(trk, func(pts int64, packets [][]byte) error {
+				for _, pkt := range packets {
+					frames = append(frames, tsFrame{Frame: ringstore.Frame{Track: 1, Time: toTime(pts), Key: true,
+						Data: bytes.Clone(pkt)}, dts: pts})
+					pts += opusDuration(pkt) * 90000 / 48000
+				}
+				return nil
+			})
 		case *mpegts.CodecMPEG4Audio:
 			asc, err := c.Config.Marshal()
 			if err != nil {
@@ -261,4 +276,32 @@ func parseSeconds(t testing.TB, s string) float64 {
 		t.Fatalf("parse %q: %v", s, err)
 	}
 	return v
+}
+
+// opusDuration is an Opus packet's length in 48 kHz samples (RFC 6716 3.1).
+func opusDuration(pkt []byte) int64 {
+	if len(pkt) == 0 {
+		return 960
+	}
+	toc := pkt[0]
+	config := toc >> 3
+	var frame int64
+	switch {
+	case config < 12: // SILK: 10, 20, 40, 60 ms
+		frame = []int64{480, 960, 1920, 2880}[config%4]
+	case config < 16: // hybrid: 10, 20 ms
+		frame = []int64{480, 960}[config%2]
+	default: // CELT: 2.5, 5, 10, 20 ms
+		frame = []int64{120, 240, 480, 960}[config%4]
+	}
+	switch toc & 3 {
+	case 0:
+		return frame
+	case 1, 2:
+		return 2 * frame
+	}
+	if len(pkt) < 2 {
+		return frame
+	}
+	return frame * int64(pkt[1]&0x3f)
 }
