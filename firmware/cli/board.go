@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -81,6 +82,7 @@ examples:
 			name := fs.String("profile", "", "built-in profile NAME or profile FILE (required)")
 			live := fs.Bool("live", false, "read the hardware the profile names")
 			dur := fs.Duration("for", 1500*time.Millisecond, "with --live: how long to watch")
+			asJSON := fs.Bool("json", false, "with --live: print the status as JSON instead of tables")
 			return func(ctx context.Context, env Env, args []string) error {
 				if *name == "" || len(args) > 0 {
 					return usageErrorf("show needs --profile and no arguments")
@@ -92,17 +94,22 @@ examples:
 				if err != nil {
 					return err
 				}
-				env.Stdout.Write(p.Format())
+				if *asJSON && !*live {
+					return usageErrorf("--json needs --live")
+				}
+				if !*asJSON {
+					env.Stdout.Write(p.Format())
+				}
 				if !*live {
 					return nil
 				}
-				return showLive(ctx, env, p, *dur)
+				return showLive(ctx, env, p, *dur, *asJSON)
 			}
 		},
 	}
 }
 
-func showLive(ctx context.Context, env Env, p *board.Profile, d time.Duration) error {
+func showLive(ctx context.Context, env Env, p *board.Profile, d time.Duration, asJSON bool) error {
 	if _, err := host.Init(); err != nil {
 		fmt.Fprintf(env.Stderr, "nvrd: periph host init: %v (GPIO lines unavailable)\n", err)
 	}
@@ -124,6 +131,11 @@ func showLive(ctx context.Context, env Env, p *board.Profile, d time.Duration) e
 	defer cancel()
 	if err := m.Run(ctx); err != nil {
 		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(m.Status())
 	}
 	printBoardStatus(env.Stdout, m.Status())
 	return nil

@@ -34,6 +34,8 @@ func TestBoardCommands(t *testing.T) {
 		{"show missing profile", []string{"board", "show", "--profile", "nope"}, 1, nil, `board profile "nope" is not built in`},
 		{"show bad file", []string{"board", "show", "--profile", bad}, 1, nil, "bad.board:2: psu P: missing addr="},
 		{"show without profile", []string{"board", "show"}, 2, nil, "needs --profile"},
+		{"json without live", []string{"board", "show", "--profile", "qemu", "--json"}, 2, nil, "--json needs --live"},
+		{"live json", []string{"board", "show", "--profile", "qemu", "--live", "--json", "--for", "200ms"}, 0, []string{`"Arrays": [`, `"Name": "md0"`, `"Recording": true`}, ""},
 		{"watchdog", []string{"board", "watchdog", "--sysfs", sys}, 0, []string{"watchdog0", "i6300ESB timer", "active", "30s", "28s", "WATCHDOG RESET"}, ""},
 		{"no watchdog", []string{"board", "watchdog", "--sysfs", t.TempDir()}, 1, nil, "no watchdog under"},
 	} {
