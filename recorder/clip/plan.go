@@ -147,8 +147,8 @@ func (p *Plan) takeFrame(st *scanState, rf ringstore.ReadFrame) bool {
 		}
 	}
 	tp := p.byID[rf.Track]
-	if tp == nil {
-		return true // omitted or unknown track
+	if tp == nil || len(rf.Data) == 0 {
+		return true // omitted or unknown track, or nothing to play
 	}
 	if !st.started {
 		if st.hasVideo && !(tp.video && rf.Key) {
