@@ -264,7 +264,7 @@ func TestMonitorHungPSUDoesNotBlock(t *testing.T) {
 	for i := 0; i < 100; i++ {
 		_ = b.m.Status()
 	}
-	if d := time.Since(start); d > 100*time.Millisecond {
+	if d := time.Since(start); d > time.Second {
 		t.Errorf("100 Status calls took %v with a hung PSU", d)
 	}
 	// Other sources still report.

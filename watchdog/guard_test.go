@@ -74,6 +74,9 @@ func newRig(t *testing.T, opts watchdog.Options, setup func(*watchdog.Guard, *wa
 	if opts.BootGrace == 0 {
 		opts.BootGrace = -1
 	}
+	if opts.CheckTimeout == 0 {
+		opts.CheckTimeout = 5 * time.Second // checks here return at once; a loaded CI machine must not make them "hang"
+	}
 	g, err := watchdog.New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -541,7 +544,7 @@ func TestGuardHungCheck(t *testing.T) {
 	var calls atomic.Int32
 	var hang atomic.Bool
 	release := make(chan struct{})
-	r := newRig(t, watchdog.Options{CheckTimeout: 20 * time.Millisecond}, func(g *watchdog.Guard, _ *watchdogtest.Clock) {
+	r := newRig(t, watchdog.Options{CheckTimeout: 200 * time.Millisecond}, func(g *watchdog.Guard, _ *watchdogtest.Clock) {
 		_ = g.AddCheck("appliance-health", func(time.Time) error {
 			calls.Add(1)
 			if hang.Load() {
