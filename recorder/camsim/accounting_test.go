@@ -1,0 +1,126 @@
+package camsim
+
+import (
+	"testing"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+)
+
+// avccSize counts an access unit the way PathStats.VideoBytes does.
+func avccSize(au [][]byte) int {
+	n := 0
+	for _, nalu := range au {
+		n += len(nalu) + avccOverhead
+	}
+	return n
+}
+
+// TestBitrateOverRTSP measures the video bitrate a client receives: within
+// 10 % of the target, both as access unit bytes and as RTP payload bytes.
+func TestBitrateOverRTSP(t *testing.T) {
+	targets := map[string]int64{"h264-4M": 4_000_000, "h265-2M": 2_000_000, "h264-own": 0}
+	s := startSim(t, Options{}, map[string]PathConfig{
+		"h264-4M": {Video: H264, Bitrate: 4_000_000}, "h265-2M": {Video: H265, Bitrate: 2_000_000}, "h264-own": {},
+	})
+	readers := map[string]*testReader{}
+	for name := range targets {
+		readers[name] = readPath(t, s, name, readOpts{transport: gortsplib.TransportTCP})
+	}
+	const frames = 51 // two seconds: 50 frame intervals
+	for name, target := range targets {
+		t.Run(name, func(t *testing.T) {
+			v := readers[name].waitFrames(t, 0, frames, 5*time.Second)
+			if target == 0 {
+				target = s.clips[H264][0].naturalBitrate()
+			}
+			// Frames 1..frames-1 cover frames-1 intervals of 40 ms.
+			bytes := 0
+			for _, fr := range v.frames[1:frames] {
+				bytes += avccSize(fr.au)
+			}
+			secs := float64(frames-1) / clipFrameRate
+			got := float64(bytes) * 8 / secs
+			if d := got/float64(target) - 1; d < -0.10 || d > 0.10 {
+				t.Errorf("received %.0f bit/s of access units, target %d (%+.1f%%)", got, target, 100*d)
+			}
+			st, _ := s.Stats(name)
+			if d := float64(st.Bitrate)/float64(target) - 1; d < -0.01 || d > 0.01 {
+				t.Errorf("stats bitrate %d, target %d", st.Bitrate, target)
+			}
+			if wire := float64(v.payloadBytes) * 8 / (float64(len(v.frames)) / clipFrameRate); wire < 0.9*float64(target) || wire > 1.1*float64(target) {
+				t.Errorf("RTP payload rate %.0f bit/s, target %d", wire, target)
+			}
+		})
+	}
+}
+
+// TestSentFramesMatchReceived checks the accounting tests rely on: the frames
+// a path reports sent are the frames a reader received, and the counters
+// advance by what was sent between two snapshots.
+func TestSentFramesMatchReceived(t *testing.T) {
+	s := startSim(t, Options{}, map[string]PathConfig{"cam": {Audio: AAC}})
+	r := readPath(t, s, "cam", readOpts{transport: gortsplib.TransportTCP})
+	r.waitFrames(t, 0, 5, 3*time.Second)
+	s1, _ := s.Stats("cam")
+	n1 := len(r.track(0).frames)
+	time.Sleep(time.Second)
+	s2, _ := s.Stats("cam")
+	v := r.track(0)
+	n2 := len(v.frames)
+	if d := int(s2.Frames-s1.Frames) - (n2 - n1); d < -2 || d > 2 {
+		t.Errorf("stats: %d frames sent between snapshots, reader got %d", s2.Frames-s1.Frames, n2-n1)
+	}
+	if s2.Keyframes < 1 || s2.VideoBytes <= s1.VideoBytes || s2.Bytes <= s1.Bytes || s2.AudioFrames <= s1.AudioFrames {
+		t.Errorf("counters did not advance: %+v -> %+v", s1, s2)
+	}
+	sent, err := s.SentFrames("cam", time.Time{}, s2.At)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byRTP := make(map[uint32]SentFrame, len(sent))
+	for _, f := range sent {
+		byRTP[f.RTPTime] = f
+	}
+	for i, fr := range v.frames[:n2] {
+		f, ok := byRTP[fr.rtpTime]
+		if !ok {
+			t.Fatalf("received frame %d (RTP %d) not in SentFrames", i, fr.rtpTime)
+		}
+		if f.Key != fr.key || f.Size != avccSize(fr.au) {
+			t.Errorf("frame %d: sent key %v size %d, received key %v size %d", i, f.Key, f.Size, fr.key, avccSize(fr.au))
+		}
+		if d := fr.at.Sub(f.Time); d < 0 || d > 200*time.Millisecond {
+			t.Errorf("frame %d arrived %v after its capture time", i, d)
+		}
+	}
+	first := byRTP[v.frames[0].rtpTime].Time
+	last := byRTP[v.frames[n2-1].rtpTime].Time
+	between, _ := s.SentFrames("cam", first, last.Add(time.Nanosecond))
+	if len(between) != n2 {
+		t.Errorf("SentFrames between the first and last received: %d, received %d", len(between), n2)
+	}
+	if _, err := s.SentFrames("nope", first, last); err == nil {
+		t.Error("SentFrames of an unknown path succeeded")
+	}
+}
+
+func TestFrameRing(t *testing.T) {
+	base := time.Unix(1000, 0)
+	r := frameRing{buf: make([]SentFrame, 3)}
+	for i := range 5 {
+		r.add(SentFrame{Time: base.Add(time.Duration(i) * time.Second), RTPTime: uint32(i)})
+	}
+	got := r.between(time.Time{}, base.Add(time.Hour))
+	if len(got) != 3 || got[0].RTPTime != 2 || got[2].RTPTime != 4 {
+		t.Errorf("ring keeps %+v, want the last 3 oldest first", got)
+	}
+	if got := r.between(base.Add(3*time.Second), base.Add(4*time.Second)); len(got) != 1 || got[0].RTPTime != 3 {
+		t.Errorf("between [3s,4s): %+v", got)
+	}
+	var none frameRing
+	none.add(SentFrame{})
+	if len(none.between(time.Time{}, base)) != 0 {
+		t.Error("empty ring returned frames")
+	}
+}
