@@ -62,9 +62,14 @@ params, malformed (count=), refuse-auth, never-answer (for=), clear.`,
 				if err := lvl.UnmarshalText([]byte(*level)); err != nil {
 					return usageErrorf("--log-level %q: want debug, info, warn or error", *level)
 				}
-				mode := camsim.AuthMode(*auth)
-				if *auth == "any" {
+				var mode camsim.AuthMode
+				switch *auth {
+				case "any":
 					mode = camsim.AuthAny
+				case "basic", "digest":
+					mode = camsim.AuthMode(*auth)
+				default:
+					return usageErrorf("--auth %q: want any, basic or digest", *auth)
 				}
 				opts := camsim.Options{
 					Address: *listen, UDPAddress: *udp, DisableUDP: *noUDP, ControlAddress: *control,
