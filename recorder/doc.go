@@ -31,7 +31,8 @@
 //     Options.JumpThreshold, or backwards by more than a second; the track
 //     re-anchors), GapDropped when the store answers ErrBackpressure (frames
 //     are then dropped up to the next keyframe, whole GOPs, and counted).
-//     A stopped session marks no gap.
+//     MarkGap's time is that of the last frame recorded before the gap. A
+//     stopped session marks no gap.
 //
 // # Concurrency and lifetimes
 //

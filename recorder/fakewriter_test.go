@@ -80,6 +80,9 @@ func (w *fakeWriter) MarkGap(cause ringstore.GapCause, at time.Time) {
 		w.panicGap = false
 		panic("fake writer: injected panic in MarkGap")
 	}
+	if len(w.frames) > 0 && !at.Equal(w.frames[len(w.frames)-1].Time) && at.Before(w.frames[len(w.frames)-1].Time) {
+		w.problem("gap marked at %v, before the last frame at %v", at, w.frames[len(w.frames)-1].Time)
+	}
 	w.gaps = append(w.gaps, gapMark{cause: cause, at: at, after: len(w.frames)})
 	for id := range w.needKey {
 		w.needKey[id] = true

@@ -329,17 +329,14 @@ func (s *Session) attempt(ctx context.Context) (res attemptResult, err error) {
 }
 
 // endSpan marks a gap in the store when frames were appended since the
-// last one.
+// last one. The gap starts at the last frame recorded (as the store's Spans
+// count it), not when the recorder noticed.
 func (s *Session) endSpan(cause ringstore.GapCause) {
 	if !s.sinceGap {
 		return
 	}
 	s.sinceGap = false
-	at := s.opts.Now()
-	if at.Before(s.lastTime) {
-		at = s.lastTime
-	}
-	s.w.MarkGap(cause, at)
+	s.w.MarkGap(cause, s.lastTime)
 	s.update(func(st *Status) { st.Gaps[cause]++ })
 }
 
