@@ -2,8 +2,10 @@
 // Linux I2C_SMBUS ioctl on /dev/i2c-N, which works on SMBus-only adapters
 // (Intel i801, i2c-stub) where plain I2C transfers, and so periph.io's
 // i2c.Bus.Tx, fail with "operation not supported"; Periph adapts any
-// periph.io i2c.Bus (real or i2ctest.Playback) to the same three reads. Both
-// implement pmbus.SMBus.
+// periph.io i2c.Bus (real or i2ctest.Playback) to the same transactions.
+// Both implement pmbus.SMBus (byte, word and block reads) and also write
+// byte, word and block registers (PMBus commands; loading i2c-stub's
+// registers in the QEMU guest, which has no i2cset).
 //
 // A device that does not acknowledge its address (absent, unpowered) makes
 // every read fail with an error wrapping ErrNoDevice; callers treat that as

@@ -65,6 +65,35 @@ func (p *Periph) ReadBlockData(cmd byte) ([]byte, error) {
 	return block(b[0], b[1:], cmd)
 }
 
+// WriteByteData writes one byte register.
+func (p *Periph) WriteByteData(cmd, v byte) error {
+	if err := p.Bus.Tx(p.Addr, []byte{cmd, v}, nil); err != nil {
+		return fmt.Errorf("smbus %s addr %#02x command %#02x: %w", p.Bus, p.Addr, cmd, err)
+	}
+	return nil
+}
+
+// WriteWordData writes one word register (low byte first).
+func (p *Periph) WriteWordData(cmd byte, v uint16) error {
+	if err := p.Bus.Tx(p.Addr, []byte{cmd, byte(v), byte(v >> 8)}, nil); err != nil {
+		return fmt.Errorf("smbus %s addr %#02x command %#02x: %w", p.Bus, p.Addr, cmd, err)
+	}
+	return nil
+}
+
+// WriteBlockData writes a block register of 1..BlockMax bytes (count byte
+// first).
+func (p *Periph) WriteBlockData(cmd byte, data []byte) error {
+	if len(data) == 0 || len(data) > BlockMax {
+		return fmt.Errorf("smbus: command %#02x: block of %d bytes: %w", cmd, len(data), ErrBadBlock)
+	}
+	w := append([]byte{cmd, byte(len(data))}, data...)
+	if err := p.Bus.Tx(p.Addr, w, nil); err != nil {
+		return fmt.Errorf("smbus %s addr %#02x command %#02x: %w", p.Bus, p.Addr, cmd, err)
+	}
+	return nil
+}
+
 // block checks a block's count byte and returns a copy of its data.
 func block(n byte, data []byte, cmd byte) ([]byte, error) {
 	if n == 0 || int(n) > BlockMax || int(n) > len(data) {

@@ -22,7 +22,8 @@ const (
 	ioctlFuncs   = 0x0705 // I2C_FUNCS: the adapter's functionality mask
 	ioctlSMBus   = 0x0720 // I2C_SMBUS: one SMBus transaction
 
-	smbusRead = 1
+	smbusRead  = 1
+	smbusWrite = 0
 
 	sizeByteData  = 2
 	sizeWordData  = 3
@@ -32,6 +33,10 @@ const (
 	funcReadByteData  = 0x00080000
 	funcReadWordData  = 0x00200000
 	funcReadBlockData = 0x01000000
+
+	funcWriteByteData  = 0x00100000
+	funcWriteWordData  = 0x00400000
+	funcWriteBlockData = 0x02000000
 )
 
 // Options configure Open.
@@ -120,7 +125,7 @@ type ioctlData struct {
 	data      *[BlockMax + 2]byte
 }
 
-func (d *Dev) transfer(cmd byte, size uint32, need uint64, buf *[BlockMax + 2]byte) error {
+func (d *Dev) transfer(rw uint8, cmd byte, size uint32, need uint64, buf *[BlockMax + 2]byte) error {
 	if d.funcs&need == 0 {
 		return fmt.Errorf("smbus %s command %#02x: %w", d, cmd, ErrNotSupported)
 	}
@@ -129,7 +134,7 @@ func (d *Dev) transfer(cmd byte, size uint32, need uint64, buf *[BlockMax + 2]by
 	if d.closed {
 		return fmt.Errorf("smbus %s: %w", d, os.ErrClosed)
 	}
-	arg := ioctlData{readWrite: smbusRead, command: cmd, size: size, data: buf}
+	arg := ioctlData{readWrite: rw, command: cmd, size: size, data: buf}
 	err := d.ioctl(ioctlSMBus, uintptr(unsafe.Pointer(&arg)))
 	runtime.KeepAlive(&arg)
 	if err != nil {
@@ -147,7 +152,7 @@ func (d *Dev) transfer(cmd byte, size uint32, need uint64, buf *[BlockMax + 2]by
 // ReadByteData reads one byte register.
 func (d *Dev) ReadByteData(cmd byte) (byte, error) {
 	var buf [BlockMax + 2]byte
-	if err := d.transfer(cmd, sizeByteData, funcReadByteData, &buf); err != nil {
+	if err := d.transfer(smbusRead, cmd, sizeByteData, funcReadByteData, &buf); err != nil {
 		return 0, err
 	}
 	return buf[0], nil
@@ -156,7 +161,7 @@ func (d *Dev) ReadByteData(cmd byte) (byte, error) {
 // ReadWordData reads one word register.
 func (d *Dev) ReadWordData(cmd byte) (uint16, error) {
 	var buf [BlockMax + 2]byte
-	if err := d.transfer(cmd, sizeWordData, funcReadWordData, &buf); err != nil {
+	if err := d.transfer(smbusRead, cmd, sizeWordData, funcReadWordData, &buf); err != nil {
 		return 0, err
 	}
 	return binary.NativeEndian.Uint16(buf[:2]), nil
@@ -165,10 +170,35 @@ func (d *Dev) ReadWordData(cmd byte) (uint16, error) {
 // ReadBlockData reads a block register and returns its data bytes.
 func (d *Dev) ReadBlockData(cmd byte) ([]byte, error) {
 	var buf [BlockMax + 2]byte
-	if err := d.transfer(cmd, sizeBlockData, funcReadBlockData, &buf); err != nil {
+	if err := d.transfer(smbusRead, cmd, sizeBlockData, funcReadBlockData, &buf); err != nil {
 		return nil, err
 	}
 	return block(buf[0], buf[1:], cmd)
+}
+
+// WriteByteData writes one byte register.
+func (d *Dev) WriteByteData(cmd, v byte) error {
+	var buf [BlockMax + 2]byte
+	buf[0] = v
+	return d.transfer(smbusWrite, cmd, sizeByteData, funcWriteByteData, &buf)
+}
+
+// WriteWordData writes one word register.
+func (d *Dev) WriteWordData(cmd byte, v uint16) error {
+	var buf [BlockMax + 2]byte
+	binary.NativeEndian.PutUint16(buf[:2], v)
+	return d.transfer(smbusWrite, cmd, sizeWordData, funcWriteWordData, &buf)
+}
+
+// WriteBlockData writes a block register of 1..BlockMax bytes.
+func (d *Dev) WriteBlockData(cmd byte, data []byte) error {
+	if len(data) == 0 || len(data) > BlockMax {
+		return fmt.Errorf("smbus %s command %#02x: block of %d bytes: %w", d, cmd, len(data), ErrBadBlock)
+	}
+	var buf [BlockMax + 2]byte
+	buf[0] = byte(len(data))
+	copy(buf[1:], data)
+	return d.transfer(smbusWrite, cmd, sizeBlockData, funcWriteBlockData, &buf)
 }
 
 // Close closes the device file. Idempotent.

@@ -30,5 +30,14 @@ func (d *Dev) ReadWordData(cmd byte) (uint16, error) { return 0, ErrNotSupported
 // ReadBlockData fails with ErrNotSupported.
 func (d *Dev) ReadBlockData(cmd byte) ([]byte, error) { return nil, ErrNotSupported }
 
+// WriteByteData fails with ErrNotSupported.
+func (d *Dev) WriteByteData(cmd, v byte) error { return ErrNotSupported }
+
+// WriteWordData fails with ErrNotSupported.
+func (d *Dev) WriteWordData(cmd byte, v uint16) error { return ErrNotSupported }
+
+// WriteBlockData fails with ErrNotSupported.
+func (d *Dev) WriteBlockData(cmd byte, data []byte) error { return ErrNotSupported }
+
 // Close does nothing.
 func (d *Dev) Close() error { return nil }

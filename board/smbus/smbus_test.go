@@ -41,6 +41,30 @@ func TestPeriphReads(t *testing.T) {
 	}
 }
 
+func TestPeriphWrites(t *testing.T) {
+	bus := &i2ctest.Playback{DontPanic: true, Ops: []i2ctest.IO{
+		{Addr: 0x58, W: []byte{0x20, 0x17}},
+		{Addr: 0x58, W: []byte{0x79, 0x40, 0x08}},
+		{Addr: 0x58, W: []byte{0x99, 4, 'A', 'C', 'M', 'E'}},
+	}}
+	d := &smbus.Periph{Bus: bus, Addr: 0x58}
+	if err := d.WriteByteData(0x20, 0x17); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WriteWordData(0x79, 0x0840); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WriteBlockData(0x99, []byte("ACME")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WriteBlockData(0x9A, make([]byte, 33)); !errors.Is(err, smbus.ErrBadBlock) {
+		t.Fatalf("33-byte block write: %v", err)
+	}
+	if err := bus.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestOpenMissingAdapter(t *testing.T) {
 	_, err := smbus.Open(4095, 0x58, smbus.Options{})
 	if err == nil {
@@ -99,8 +123,17 @@ func TestRealAdapter(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%v STATUS_WORD %#04x", d, w)
-	if _, err := d.ReadByteData(0x20); err != nil {
+	if err := d.WriteByteData(0x20, 0x17); err != nil {
 		t.Fatal(err)
+	}
+	if b, err := d.ReadByteData(0x20); err != nil || b != 0x17 {
+		t.Fatalf("VOUT_MODE read back %#x, %v; wrote 0x17", b, err)
+	}
+	if err := d.WriteWordData(0x88, 0x00E6); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := d.ReadWordData(0x88); err != nil || w != 0x00E6 {
+		t.Fatalf("READ_VIN read back %#x, %v; wrote 0xe6", w, err)
 	}
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
