@@ -113,6 +113,8 @@ type crashHarness struct {
 	cfg    crashConfig
 	w      *crashWorkload
 	idxDir string
+	// liveIndex is the workload store's index file.
+	liveIndex string
 
 	mu         sync.Mutex
 	store      *Store
@@ -234,6 +236,10 @@ func (h *crashHarness) run() error {
 	if _, err := Format(ctx, crashVolDir, fo); err != nil {
 		return fmt.Errorf("format: %w", err)
 	}
+	// Crash states are taken from the first Open on (its recovery of the
+	// fresh volume included).
+	h.liveIndex = indexPath
+	m.SetHook(func(op memfs.Op) { h.onOp(m, op) })
 	s, err := Open(ctx, crashVolDir, h.storeOptions(fsys, indexPath))
 	if err != nil {
 		return fmt.Errorf("open: %w", err)
@@ -241,7 +247,6 @@ func (h *crashHarness) run() error {
 	h.mu.Lock()
 	h.store = s
 	h.mu.Unlock()
-	m.SetHook(func(op memfs.Op) { h.onOp(m, op) })
 	err = h.play(ctx, s)
 	if cerr := s.Close(); err == nil && cerr != nil && !h.isStopped() {
 		err = fmt.Errorf("close: %w", cerr)
@@ -287,11 +292,23 @@ func (h *crashHarness) onOp(m *memfs.FS, op memfs.Op) {
 		return
 	}
 	var idx bytes.Buffer
-	if err := s.snapshotIndex(&idx); err != nil {
-		h.violate(nil, "snapshot index at %v: %v", op, err)
-		return
+	var durable uint64
+	if s == nil {
+		// Inside the first Open: no store to ask yet; by the store's rule
+		// no index write transaction is open now, so the file is committed.
+		b, err := os.ReadFile(h.liveIndex)
+		if err != nil {
+			h.violate(nil, "copy index at %v: %v", op, err)
+			return
+		}
+		idx.Write(b)
+	} else {
+		if err := s.snapshotIndex(&idx); err != nil {
+			h.violate(nil, "snapshot index at %v: %v", op, err)
+			return
+		}
+		durable = s.Durable()
 	}
-	durable := s.Durable()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.cfg.stopAtOp > 0 {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -400,8 +401,24 @@ func crashDiffViews(a, b *crashView) string {
 		}
 		for i := range a.Streams {
 			x, y := a.Streams[i], b.Streams[i]
-			if x.Name != y.Name || !x.First.Equal(y.First) || !x.Last.Equal(y.Last) || x.Bytes != y.Bytes || !crashSameTracks(x.Tracks, y.Tracks) {
-				return fmt.Sprintf("stream info: %+v vs rebuilt %+v", x, y)
+			var d []string
+			if x.Name != y.Name {
+				d = append(d, fmt.Sprintf("name %s vs %s", x.Name, y.Name))
+			}
+			if !x.First.Equal(y.First) {
+				d = append(d, fmt.Sprintf("first %s vs %s", x.First.Format(time.StampMicro), y.First.Format(time.StampMicro)))
+			}
+			if !x.Last.Equal(y.Last) {
+				d = append(d, fmt.Sprintf("last %s vs %s", x.Last.Format(time.StampMicro), y.Last.Format(time.StampMicro)))
+			}
+			if x.Bytes != y.Bytes {
+				d = append(d, fmt.Sprintf("bytes %d vs %d", x.Bytes, y.Bytes))
+			}
+			if !crashSameTracks(x.Tracks, y.Tracks) {
+				d = append(d, fmt.Sprintf("tracks %v vs %v", x.Tracks, y.Tracks))
+			}
+			if len(d) > 0 {
+				return fmt.Sprintf("stream %s info (recovered vs rebuilt): %s", x.Name, strings.Join(d, "; "))
 			}
 		}
 	}
