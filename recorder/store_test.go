@@ -20,6 +20,13 @@ import (
 
 func openStore(t *testing.T) *ringstore.Store {
 	t.Helper()
+	return openStoreB(t)
+}
+
+// openStoreB formats and opens a 64 MiB store in a temporary directory,
+// closed at cleanup.
+func openStoreB(t testing.TB) *ringstore.Store {
+	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
 	if _, err := ringstore.Format(ctx, dir, ringstore.FormatOptions{Size: 64 << 20, SlotSize: 4 << 20}); err != nil {
