@@ -9,10 +9,10 @@ import (
 	"periph.io/x/conn/v3/gpio"
 )
 
-// ErrNoSuchBay: SetLocate or SetFault named a bay the Monitor does not have.
+// ErrNoSuchBay is returned when SetLocate or SetFault names a bay the Monitor does not have.
 var ErrNoSuchBay = errors.New("board: no such bay")
 
-// ErrNoLED: the bay has no such LED.
+// ErrNoLED is returned when the bay has no such LED.
 var ErrNoLED = errors.New("board: bay has no such LED")
 
 type baySample struct {

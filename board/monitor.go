@@ -296,7 +296,7 @@ type arrResult struct {
 	err error
 }
 
-// ErrRunning: Run was called while the Monitor was already running.
+// ErrRunning is returned by Run while the Monitor is already running.
 var ErrRunning = errors.New("board: monitor already running")
 
 // Run watches until ctx ends, then joins every goroutine it started (a PSU

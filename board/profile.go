@@ -106,6 +106,7 @@ type ParseError struct {
 	Msg  string
 }
 
+// Error formats the error as "board profile FILE:LINE: MSG".
 func (e *ParseError) Error() string {
 	if e.Line == 0 {
 		return fmt.Sprintf("board profile %s: %s", e.File, e.Msg)

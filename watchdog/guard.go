@@ -268,7 +268,7 @@ func (g *Guard) Status() Status {
 	return s
 }
 
-// ErrRunning: Run was called while the Guard was already running.
+// ErrRunning is returned by Run while the Guard is already running.
 var ErrRunning = errors.New("watchdog: guard already running")
 
 // Run programs the timeout, pets once, then runs the checks every Interval

@@ -96,7 +96,7 @@ func (a Array) Health() Health {
 	return Clean
 }
 
-// ErrNoArray: the array does not exist in sysfs.
+// ErrNoArray is returned when the array does not exist in sysfs.
 var ErrNoArray = errors.New("mdraid: no such array")
 
 // Read reads array name (md0) from sysfs, whose root is sys (os.DirFS("/sys")).
