@@ -93,10 +93,11 @@ type recvTrack struct {
 
 // testReader is a gortsplib client reading every media of a path.
 type testReader struct {
-	c      *gortsplib.Client
-	desc   *description.Session
-	mu     sync.Mutex
-	tracks []*recvTrack
+	c        *gortsplib.Client
+	desc     *description.Session
+	mu       sync.Mutex
+	tracks   []*recvTrack
+	authSeen []string // Authorization headers the client sent
 }
 
 type readOpts struct {
@@ -125,6 +126,13 @@ func dialReader(t *testing.T, s *Simulator, path string, o readOpts) (*testReade
 		Scheme: u.Scheme, Host: u.Host, Transport: &tr,
 		ReadTimeout: o.timeout, WriteTimeout: o.timeout,
 	}}
+	r.c.OnRequest = func(req *base.Request) {
+		if a := req.Header["Authorization"]; len(a) > 0 {
+			r.mu.Lock()
+			r.authSeen = append(r.authSeen, a[0])
+			r.mu.Unlock()
+		}
+	}
 	if err := r.c.Start2(); err != nil {
 		return nil, err
 	}
