@@ -11,10 +11,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nvrfw/nvr/ringstore/vfs"
+	"github.com/nvrfw/nvr/ringstore/vfs/faultfs"
 	"github.com/nvrfw/nvr/ringstore/vfs/memfs"
 )
 
@@ -54,6 +56,9 @@ type crashConfig struct {
 	skipGenCheck, skipDirSync bool
 	// workers verify crash states in parallel; 0: GOMAXPROCS.
 	workers int
+	// faults, when set, arms I/O errors on the workload's file system
+	// (faultfs over memfs); recoveries run without them.
+	faults func(*faultfs.FS)
 }
 
 // crashDefaultVariants: at every operation the harshest state (no unsynced
@@ -222,6 +227,11 @@ func (h *crashHarness) run() error {
 	ctx := context.Background()
 	m := memfs.New()
 	fsys := crashSplitFS{vol: m, osDir: h.idxDir}
+	if h.cfg.faults != nil {
+		ffs := faultfs.New(m)
+		fsys.vol = ffs
+		h.cfg.faults(ffs)
+	}
 	if err := m.MkdirAll(crashVolDir); err != nil {
 		return err
 	}
@@ -509,6 +519,30 @@ func TestCrashHarnessCatchesSkipDirSync(t *testing.T) {
 	}
 	for _, v := range violations[:min(3, len(violations))] {
 		t.Logf("caught: %s", v)
+	}
+}
+
+// TestCrashHarnessWithSyncErrors: slot Datasyncs fail now and then (EIO);
+// the store must seal the slot, re-write the batch in the next one and never
+// acknowledge from the failed slot, whatever crash follows.
+func TestCrashHarnessWithSyncErrors(t *testing.T) {
+	cfg := crashSpec(4)
+	cfg.spec.Ticks = 200
+	cfg.slots = 5 // three of them end up sealed
+	cfg.every = 3
+	var ffs *faultfs.FS
+	cfg.faults = func(f *faultfs.FS) {
+		slotSync := faultfs.All(faultfs.Kinds(faultfs.OpDatasync), faultfs.Glob("*.slot"))
+		for _, n := range []int{25, 70, 120} {
+			f.FailNth(n, slotSync, syscall.EIO)
+		}
+		ffs = f
+	}
+	violations, n := runCrashHarness(t, cfg)
+	t.Logf("checked %d crash states with slot Datasync failures", n)
+	reportCrashViolations(t, violations)
+	if got := ffs.Injected(); got != 3 {
+		t.Errorf("%d Datasync failures injected, want 3: the workload did not reach them", got)
 	}
 }
 

@@ -233,21 +233,28 @@ func (f *FS) before(op Op) error {
 		f.hung--
 	}
 	defer f.mu.Unlock()
-	for i, r := range f.rules {
-		if !r.pred(op) {
-			continue
+	// Every matching rule counts the operation; the first one due fires.
+	var fire *rule
+	keep := f.rules[:0]
+	for _, r := range f.rules {
+		if r.pred(op) {
+			r.seen++
+			if fire == nil && (r.nth == 0 || r.seen == r.nth) {
+				fire = r
+				if r.nth > 0 {
+					continue // spent
+				}
+			}
 		}
-		r.seen++
-		if r.nth > 0 && r.seen != r.nth {
-			continue
-		}
-		if r.nth > 0 {
-			f.rules = append(f.rules[:i:i], f.rules[i+1:]...)
-		}
-		f.injected++
-		return &fs.PathError{Op: op.Kind.String(), Path: op.Path, Err: r.err}
+		keep = append(keep, r)
 	}
-	return nil
+	clear(f.rules[len(keep):])
+	f.rules = keep
+	if fire == nil {
+		return nil
+	}
+	f.injected++
+	return &fs.PathError{Op: op.Kind.String(), Path: op.Path, Err: fire.err}
 }
 
 // Create implements vfs.FS.

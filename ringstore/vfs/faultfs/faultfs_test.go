@@ -69,6 +69,17 @@ func TestFailRules(t *testing.T) {
 			fails: []bool{false, true, false},
 		},
 		{
+			name: "several Nth rules count independently",
+			arm: func(f *FS) {
+				f.FailNth(1, slotSync, syscall.EIO)
+				f.FailNth(2, slotSync, syscall.EIO)
+				f.FailNth(4, slotSync, syscall.EIO)
+			},
+			ops: []string{"sync:/v/slots/000000.slot", "sync:/v/slots/000000.slot", "sync:/v/slots/000000.slot",
+				"sync:/v/slots/000000.slot", "sync:/v/slots/000000.slot"},
+			fails: []bool{true, true, false, true, false},
+		},
+		{
 			name: "cleared",
 			arm: func(f *FS) {
 				f.Fail(Mutating, syscall.EIO)
