@@ -12,7 +12,10 @@
 // close character 'V' (unless the kernel was built with nowayout); CloseArmed
 // leaves it running, for a reboot that must still be guarded. BootStatus with
 // FlagCardReset set means the previous reset was done by the watchdog; Boot
-// reads it once and says so.
+// reads it once and says so, and RecordBoot counts boots and watchdog resets
+// in a small crash-safe file. ReadSysfs reads a watchdog's state from
+// /sys/class/watchdog without opening (and so arming) the device. A driver
+// without WDIOF_KEEPALIVEPING is pinged by a write.
 //
 // The system calls sit behind an unexported interface so the Device's logic is
 // tested with a fake; tests of a real device run only where one exists (the
