@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"crypto/ed25519"
 	"context"
 	"errors"
 	"fmt"
@@ -87,24 +88,72 @@ func TestQEMUSmoke(t *testing.T) {
 	writeOverlay(t, overlay, smokeUinit())
 
 	// Boot 1: the provisioned slot a.
-	slot := bootOnce(t, ctx, qemu, m, overlay, dir, marker)
-	if slot != slots.A {
-		t.Fatalf("first boot chose slot %s", slot)
+	expectHealthy(t, ctx, qemu, m, overlay, dir, marker, slots.A, "1")
+
+	// A signed but broken firmware in b: its trial boot panics, and the
+	// next power-on falls back to a by itself.
+	broken := packBroken(t, dir, filepath.Join(boot, "a", slots.KernelFile), keys)
+	if target, err := m.Install(ctx, broken, slots.A, nil); err != nil || target != slots.B {
+		t.Fatalf("Install of the broken bundle: %s, %v", target, err)
 	}
-	// Install into b, armed for one trial; boot 2 must be b, then confirm.
-	if target, err := m.Install(ctx, b, slots.A, nil); err != nil || target != slots.B {
-		t.Fatalf("Install: %s, %v", target, err)
-	}
-	slot = bootOnce(t, ctx, qemu, m, overlay, dir, marker)
+	slot, vm := startSlot(t, ctx, qemu, m, overlay, dir, "2")
 	if slot != slots.B {
 		t.Fatalf("trial boot chose slot %s", slot)
 	}
+	vm.waitExit(t, 3*time.Minute)
+	if c := vm.tail(); !strings.Contains(c, "Kernel panic") || strings.Contains(c, marker) {
+		t.Fatalf("the broken trial did not panic; console:\n%s", c)
+	}
+	vm.stop(t)
+	t.Logf("slot b (broken trial) panicked after %v", time.Since(vm.start).Round(time.Millisecond))
+	expectHealthy(t, ctx, qemu, m, overlay, dir, marker, slots.A, "3")
+
+	// The good firmware in b: trial boot, then confirm makes b the default.
+	if target, err := m.Install(ctx, b, slots.A, nil); err != nil || target != slots.B {
+		t.Fatalf("Install: %s, %v", target, err)
+	}
+	expectHealthy(t, ctx, qemu, m, overlay, dir, marker, slots.B, "4")
 	if changed, err := m.Confirm(slots.B); err != nil || !changed {
 		t.Fatalf("Confirm(b): %v %v", changed, err)
 	}
 	if s, _, _ := m.Boot(); s != slots.B {
 		t.Fatalf("after confirming b the bootloader picks %s", s)
 	}
+}
+
+// packBroken signs (with the development key next to the trusted public
+// key) a bundle whose initramfs is not one.
+func packBroken(t *testing.T, dir, kernel string, keys []ed25519.PublicKey) *bundle.Bundle {
+	t.Helper()
+	raw, err := os.ReadFile(strings.TrimSuffix(pubkeyRel, ".pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := bundle.ParsePrivateKey(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "broken.nvrfw")
+	out, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { out.Close() })
+	_, err = bundle.Pack(out, priv, bundle.Manifest{Version: "0.0.1-broken", Boards: []string{"qemu"}}, []bundle.Source{
+		{Name: bundle.PartKernel, Open: func() (io.ReadCloser, error) { return os.Open(kernel) }},
+		{Name: bundle.PartInitramfs, Open: func() (io.ReadCloser, error) {
+			return io.NopCloser(strings.NewReader("this is not an initramfs\n")), nil
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := out.Stat()
+	b, err := bundle.Open(out, st.Size(), bundle.Options{Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // ensureImage runs make image when out/image has no bundle yet.
@@ -231,19 +280,19 @@ func writeOverlay(t *testing.T, path string, args []string) {
 	}
 }
 
-// bootOnce plays the bootloader (slots.Manager.Boot), boots the chosen slot
-// under QEMU, waits for the marker, powers off, and returns the slot.
-func bootOnce(t *testing.T, ctx context.Context, qemu string, m *slots.Manager, overlay, dir, marker string) slots.Slot {
+// startSlot plays the bootloader (slots.Manager.Boot) and boots the chosen
+// slot under QEMU with the smoke overlay; tag names the console log.
+func startSlot(t *testing.T, ctx context.Context, qemu string, m *slots.Manager, overlay, dir, tag string) (slots.Slot, *vm) {
 	t.Helper()
 	slot, slotDir, err := m.Boot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	kernel := filepath.Join(dir, "vmlinux-"+string(slot))
+	kernel := filepath.Join(dir, "vmlinux-"+tag)
 	if err := vmlinux.Extract(ctx, filepath.Join(slotDir, slots.KernelFile), kernel); err != nil {
 		t.Fatal(err)
 	}
-	initrd := filepath.Join(dir, "initrd-"+string(slot))
+	initrd := filepath.Join(dir, "initrd-"+tag)
 	img, err := os.ReadFile(filepath.Join(slotDir, slots.InitramfsFile))
 	if err != nil {
 		t.Fatal(err)
@@ -262,11 +311,23 @@ func bootOnce(t *testing.T, ctx context.Context, qemu string, m *slots.Manager, 
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	vm := startVM(t, ctx, qemu, kernel, initrd, "console=ttyS0 panic=-1 "+slots.CmdlineKey+"="+string(slot), filepath.Join(logDir, "serial-"+string(slot)+".log"))
-	defer vm.stop(t)
+	cmdline := "console=ttyS0 panic=-1 " + slots.CmdlineKey + "=" + string(slot)
+	v := startVM(t, ctx, qemu, kernel, initrd, cmdline, filepath.Join(logDir, "serial-"+tag+"-"+string(slot)+".log"))
+	t.Cleanup(func() { v.stop(t) })
+	return slot, v
+}
+
+// expectHealthy boots, checks the bootloader chose want, waits for user
+// space and nvrd's marker, and for the power-off.
+func expectHealthy(t *testing.T, ctx context.Context, qemu string, m *slots.Manager, overlay, dir, marker string, want slots.Slot, tag string) {
+	t.Helper()
+	slot, vm := startSlot(t, ctx, qemu, m, overlay, dir, tag)
+	if slot != want {
+		t.Fatalf("boot %s: the bootloader chose slot %s, want %s", tag, slot, want)
+	}
 	userSpace := vm.waitFor(t, "Run /init as init process", 3*time.Minute)
 	ready := vm.waitFor(t, marker, 2*time.Minute)
-	t.Logf("slot %s: user space after %v (kernel clock %ss), nvrd marker after %v", slot,
+	t.Logf("boot %s, slot %s: user space after %v (kernel clock %ss), nvrd marker after %v", tag, slot,
 		userSpace.Round(time.Millisecond), vm.kernelTime("Run /init as init process"), ready.Round(time.Millisecond))
 	// The kernel modules init loaded from modules-load.d: none may fail.
 	if c := vm.tail(); strings.Contains(c, "can't install") {
@@ -274,7 +335,7 @@ func bootOnce(t *testing.T, ctx context.Context, qemu string, m *slots.Manager, 
 	}
 	// nvrd exited; init runs /bin/defaultsh, here poweroff.
 	vm.waitPoweroff(t, time.Minute)
-	return slot
+	vm.stop(t)
 }
 
 // vm is one QEMU run with its serial console on a Unix socket.
@@ -382,6 +443,19 @@ func (v *vm) waitFor(t *testing.T, s string, timeout time.Duration) time.Duratio
 		case <-deadline.C:
 			t.Fatalf("%q did not appear within %v; console:\n%s", s, timeout, v.tail())
 		}
+	}
+}
+
+// waitExit waits for QEMU to exit, whatever the reason, and drains the
+// console.
+func (v *vm) waitExit(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	select {
+	case err := <-v.exited:
+		v.exited <- err
+		v.readers.Wait()
+	case <-time.After(timeout):
+		t.Fatalf("the VM did not stop within %v; console:\n%s", timeout, v.tail())
 	}
 }
 
