@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -15,25 +16,44 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/nvrfw/nvr/firmware/api"
+	"github.com/nvrfw/nvr/firmware/config"
+	"github.com/nvrfw/nvr/firmware/console"
 	"github.com/nvrfw/nvr/firmware/events"
+	"github.com/nvrfw/nvr/firmware/netconf"
 	"github.com/nvrfw/nvr/recorder"
-	"github.com/nvrfw/nvr/ringstore"
+)
+
+// Errors Run returns when the operator asked for a power action: the caller
+// (nvrd run) performs it after everything is closed cleanly.
+var (
+	ErrRebootRequested   = errors.New("reboot requested")
+	ErrShutdownRequested = errors.New("shutdown requested")
 )
 
 // Options configures the appliance program.
 type Options struct {
-	// DataDir is the formatted recording volume (required).
+	// DataDir is the formatted recording volume; required unless the
+	// configuration names one.
 	DataDir string
 	// IndexPath is the store's index; "" means DataDir/index.db.
 	IndexPath string
-	// CommitInterval is the store's commit tick; 0 means 1s.
+	// CommitInterval is the store's commit tick; 0 means the configuration's,
+	// else 1s.
 	CommitInterval time.Duration
+	// ConfigPath is the configuration database on the persistent config
+	// volume; "" runs without one (cameras only from Cameras, no console
+	// users, API tokens only from APITokens).
+	ConfigPath string
 	// Cameras are recorded in addition to the configured ones (from the
 	// command line: demo, scripts, tests).
 	Cameras []recorder.Camera
 	// Session tunes every camera session (timeouts, backoff); zero means
 	// the recorder's defaults.
 	Session recorder.Options
+
+	// Console is the operator's terminal (the serial console, or stdin and
+	// stdout for the demo); nil runs without a console. Needs ConfigPath.
+	Console io.ReadWriter
 
 	// APIAddr is where the HTTP API listens ("" disables it), e.g.
 	// "127.0.0.1:8080" or ":443".
@@ -45,6 +65,15 @@ type Options struct {
 	// ones (the demo prints one); keyed by token, valued by holder name.
 	APITokens map[string]string
 
+	// Network applies network settings; nil means the host manages the
+	// network (demo, tests) and the console's network changes are refused.
+	Network *netconf.Applier
+	// SetClock sets the system clock; nil refuses (the host owns the clock).
+	SetClock func(time.Time) error
+	// Firmware describes the firmware slots for the console; nil shows only
+	// the running version.
+	Firmware func(ctx context.Context) (console.FirmwareStatus, error)
+
 	// StallAfter is how long a recording camera may go without a frame
 	// before health reports it; 0 means 10s.
 	StallAfter time.Duration
@@ -52,8 +81,8 @@ type Options struct {
 	// commit tick before health fails; 0 means 10 commit intervals, at least 10s.
 	CommitStallAfter time.Duration
 
-	// Version is the firmware version shown in status.
-	Version string
+	// Version and BuildID are the firmware's, shown in status.
+	Version, BuildID string
 	// Logger is the program's logger; nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -63,30 +92,43 @@ type Options struct {
 	Ready func(addr net.Addr)
 }
 
-// App is the running appliance: the store, the recorder, the event hub, the
-// API, and the supervisor that keeps them alive.
+// App is the running appliance. The outer scope (event hub, configuration,
+// console, API) lives as long as Run; the recording scope (store and camera
+// sessions) is restarted in place when the volume is formatted or a setting
+// that needs a restart changes, without dropping the console or the API.
 type App struct {
 	opts    Options
 	log     *slog.Logger
 	started time.Time
 
-	store    *ringstore.Store
-	recorder *recorder.Manager
 	hub      *events.Hub
+	cfg      *config.Store // nil without ConfigPath
 	registry *prometheus.Registry
-	sup      *Supervisor
+	outer    *Supervisor
 
-	mu        sync.Mutex
-	camStates map[string]recorder.State
+	mu       sync.RWMutex
+	rec      *recording // nil while (re)starting
+	innerSup *Supervisor
+
+	restart chan restartRequest
+	power   chan error // ErrRebootRequested or ErrShutdownRequested
 }
 
-// Run opens everything, records until ctx is done, then shuts down cleanly:
-// components stop, camera sessions close, the last commit is made durable and
-// the store is closed.
+// restartRequest asks the recording scope to restart, formatting the volume
+// first when format is set.
+type restartRequest struct {
+	reason string
+	format bool
+	done   chan error
+}
+
+// errRestarting is returned while the recording scope is (re)starting.
+var errRestarting = errors.New("recording is (re)starting; try again in a few seconds")
+
+// Run opens everything, records until ctx is done or the operator asks for a
+// reboot or shutdown, then shuts down cleanly: components stop, camera
+// sessions close, the last commit is made durable and the store is closed.
 func Run(ctx context.Context, opts Options) (err error) {
-	if opts.DataDir == "" {
-		return errors.New("appliance: a data directory (the formatted recording volume) is required")
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -96,52 +138,29 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if opts.StallAfter <= 0 {
 		opts.StallAfter = 10 * time.Second
 	}
-	a := &App{opts: opts, log: opts.Logger, started: opts.Now(), camStates: map[string]recorder.State{}}
+	if opts.Console != nil && opts.ConfigPath == "" {
+		return errors.New("appliance: a console needs a configuration database (ConfigPath)")
+	}
+	a := &App{
+		opts: opts, log: opts.Logger, started: opts.Now(),
+		restart: make(chan restartRequest), power: make(chan error, 1),
+	}
 	a.hub = events.New(events.Options{Now: opts.Now})
-
-	a.store, err = ringstore.Open(ctx, opts.DataDir, ringstore.Options{
-		IndexPath:      opts.IndexPath,
-		CommitInterval: opts.CommitInterval,
-		Logger:         opts.Logger.With("component", "store"),
-		OnAlarm:        a.storeAlarm,
-	})
-	if err != nil {
-		return fmt.Errorf("open the recording volume %s: %w", opts.DataDir, err)
+	if opts.ConfigPath != "" {
+		a.cfg, err = config.Open(config.Options{Path: opts.ConfigPath, Now: opts.Now})
+		if err != nil {
+			return fmt.Errorf("open the configuration %s: %w", opts.ConfigPath, err)
+		}
+		defer a.cfg.Close()
 	}
-	defer func() {
-		if cerr := a.store.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("close the store: %w", cerr)
-		}
-		a.log.Info("store closed", "durable", a.store.Durable())
-	}()
-	vol := a.store.Volume()
-	a.log.Info("store open", "dir", opts.DataDir, "volume", vol.ID, "slots", vol.Slots, "slot_size", vol.SlotSize)
-
-	sessOpts := opts.Session
-	sessOpts.Logger = opts.Logger.With("component", "recorder")
-	a.recorder, err = recorder.NewManager(recorder.ManagerOptions{
-		Writer:  func(name string) (recorder.FrameWriter, error) { return a.store.Stream(name) },
-		Session: sessOpts,
-		Logger:  opts.Logger.With("component", "recorder"),
-	})
-	if err != nil {
-		return fmt.Errorf("start the recorder: %w", err)
-	}
-	defer func() {
-		if cerr := a.recorder.Close(); cerr != nil {
-			a.log.Warn("close camera sessions", "err", cerr)
-		}
-	}()
-	for _, cam := range opts.Cameras {
-		if err := a.recorder.Add(cam); err != nil {
-			return fmt.Errorf("camera %s: %w", cam.Name, err)
-		}
+	if opts.DataDir == "" && a.dataDir() == "" {
+		return errors.New("appliance: no recording volume: give a data directory or set one in the configuration")
 	}
 
 	a.registry = prometheus.NewRegistry()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newCollector(a))
 
-	comps := []Component{{Name: "camera-events", Run: a.watchCameras}}
+	var comps []Component
 	var apiLn net.Listener
 	if opts.APIAddr != "" {
 		apiComp, ln, err := a.apiComponent()
@@ -151,21 +170,72 @@ func Run(ctx context.Context, opts Options) (err error) {
 		apiLn = ln
 		comps = append(comps, apiComp)
 	}
-	a.sup, err = NewSupervisor(SupervisorOptions{Logger: opts.Logger.With("component", "supervisor")}, comps...)
+	if opts.Console != nil {
+		con, err := console.New(console.Options{Terminal: opts.Console, Config: a.cfg, System: &system{a: a},
+			Logger: a.log.With("component", "console")})
+		if err != nil {
+			return fmt.Errorf("console: %w", err)
+		}
+		comps = append(comps, Component{Name: "console", Run: con.Run})
+	}
+	if a.cfg != nil {
+		cancel := a.cfg.Subscribe(a.configChanged)
+		defer cancel()
+	}
+	a.outer, err = NewSupervisor(SupervisorOptions{Logger: a.log.With("component", "supervisor")}, comps...)
 	if err != nil {
 		return err
 	}
-	if opts.Ready != nil {
-		var addr net.Addr
-		if apiLn != nil {
-			addr = apiLn.Addr()
+
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	outerDone := make(chan struct{})
+	go func() {
+		defer close(outerDone)
+		a.outer.Run(ctx)
+	}()
+	defer func() { stop(); <-outerDone }()
+
+	readyOnce := sync.OnceFunc(func() {
+		if opts.Ready != nil {
+			var addr net.Addr
+			if apiLn != nil {
+				addr = apiLn.Addr()
+			}
+			opts.Ready(addr)
 		}
-		opts.Ready(addr)
+	})
+	a.hub.Publish(events.Event{Kind: "appliance.started", Source: "nvrd", Message: "nvrd " + opts.Version + " started"})
+	for {
+		req, powerErr, err := a.runRecording(ctx, readyOnce)
+		if err != nil {
+			return err
+		}
+		switch {
+		case powerErr != nil:
+			return powerErr
+		case ctx.Err() != nil:
+			return nil
+		}
+		a.log.Info("recording restarts", "reason", req.reason)
+		ferr := error(nil)
+		if req.format {
+			ferr = a.formatVolume(ctx)
+		}
+		if req.done != nil {
+			req.done <- ferr
+		}
 	}
-	a.hub.Publish(events.Event{Kind: "appliance.started", Source: "nvrd", Message: "recording started (" + opts.Version + ")"})
-	a.sup.Run(ctx)
-	a.log.Info("shutting down: closing camera sessions and making the last commit durable")
-	return nil
+}
+
+// current returns the recording scope, or errRestarting.
+func (a *App) current() (*recording, error) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.rec == nil {
+		return nil, errRestarting
+	}
+	return a.rec, nil
 }
 
 // apiComponent makes the API's listener now (so a bad address fails Run at
@@ -219,54 +289,27 @@ func isLoopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// storeAlarm turns store faults into alarms (called from the store's writer:
-// Publish never blocks).
-func (a *App) storeAlarm(al ringstore.Alarm) {
-	a.hub.Publish(events.Event{
-		Time: al.Time, Kind: "store." + al.Kind, Severity: events.Critical, Source: fmt.Sprintf("slot%d", al.Slot),
-		Message: fmt.Sprintf("store %s fault on slot %d: %v (recording continues in the next slot)", al.Kind, al.Slot, al.Err),
-		Alarm:   "store.suspect." + fmt.Sprint(al.Slot),
-	})
-}
-
-// watchCameras publishes camera state changes as events once a second: a
-// camera leaving "recording" raises an alarm, returning clears it.
-func (a *App) watchCameras(ctx context.Context) error {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		a.publishCameraChanges()
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+// requestRestart asks the recording scope to restart and waits until it has
+// stopped (and the volume is formatted, when asked).
+func (a *App) requestRestart(ctx context.Context, req restartRequest) error {
+	req.done = make(chan error, 1)
+	select {
+	case a.restart <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
-func (a *App) publishCameraChanges() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, st := range a.recorder.Statuses() {
-		prev, seen := a.camStates[st.Name]
-		if seen && prev == st.State {
-			continue
-		}
-		a.camStates[st.Name] = st.State
-		ev := events.Event{Kind: "camera." + st.State.String(), Source: st.Name,
-			Message: fmt.Sprintf("camera %s: %s", st.Name, st.State)}
-		switch st.State {
-		case recorder.StateRecording:
-			ev.ClearAlarm = "camera.offline." + st.Name
-		case recorder.StateBackoff, recorder.StateError:
-			ev.Severity = events.Warning
-			ev.Message += ": " + st.LastError
-			ev.Alarm = "camera.offline." + st.Name
-		case recorder.StateConnecting, recorder.StateIdle:
-			if !seen {
-				continue // starting up is not news
-			}
-		}
-		a.hub.Publish(ev)
+// requestPower asks Run to stop cleanly and return err.
+func (a *App) requestPower(err error) {
+	select {
+	case a.power <- err:
+	default: // one is already pending
 	}
 }

@@ -26,6 +26,11 @@ func (b *backend) Authenticate(_ context.Context, token string) (api.Principal, 
 			return api.Principal{Name: holder, Role: "admin"}, nil
 		}
 	}
+	if b.a.cfg != nil {
+		if tok, err := b.a.cfg.VerifyToken(token); err == nil {
+			return api.Principal{Name: "api:" + tok.Name, Role: string(tok.Role)}, nil
+		}
+	}
 	return api.Principal{}, api.ErrUnauthorized
 }
 
@@ -33,38 +38,35 @@ func (b *backend) Status(context.Context) (api.Status, error) {
 	a := b.a
 	host, _ := os.Hostname()
 	h := a.Health()
-	st := a.store.Stats()
 	out := api.Status{
 		Hostname: host, Version: a.opts.Version, Uptime: api.Duration(a.opts.Now().Sub(a.started)),
 		Healthy: h.OK, Problems: append(append([]string{}, h.Failing...), h.Warnings...),
-		Storage: api.StorageStatus{
-			CapacityBytes: st.Capacity, UsedBytes: st.Used, WriteBytesSec: st.WriteRate,
-			CommitP99: api.Duration(st.CommitLatencyP99), SuspectSlots: len(st.SuspectSlots),
-		},
 		Alarms:     []api.Alarm{},
 		Components: []api.Component{},
 	}
-	for _, s := range st.Streams {
-		if !s.First.IsZero() && (out.Storage.Oldest.IsZero() || s.First.Before(out.Storage.Oldest)) {
-			out.Storage.Oldest = s.First
+	if rec, err := a.current(); err == nil {
+		st := rec.store.Stats()
+		out.Storage = api.StorageStatus{
+			CapacityBytes: st.Capacity, UsedBytes: st.Used, WriteBytesSec: st.WriteRate, Oldest: oldestFootage(st),
+			CommitP99: api.Duration(st.CommitLatencyP99), SuspectSlots: len(st.SuspectSlots),
 		}
-	}
-	if !out.Storage.Oldest.IsZero() {
-		out.Storage.Retention = api.Duration(a.opts.Now().Sub(out.Storage.Oldest))
-	}
-	for _, cs := range a.recorder.Statuses() {
-		out.Cameras.Total++
-		switch cs.State {
-		case recorder.StateRecording:
-			out.Cameras.Recording++
-		case recorder.StateBackoff, recorder.StateError:
-			out.Cameras.Offline++
+		if !out.Storage.Oldest.IsZero() {
+			out.Storage.Retention = api.Duration(a.opts.Now().Sub(out.Storage.Oldest))
+		}
+		for _, cs := range rec.recorder.Statuses() {
+			out.Cameras.Total++
+			switch cs.State {
+			case recorder.StateRecording:
+				out.Cameras.Recording++
+			case recorder.StateBackoff, recorder.StateError:
+				out.Cameras.Offline++
+			}
 		}
 	}
 	for _, al := range a.hub.Alarms() {
 		out.Alarms = append(out.Alarms, api.Alarm{Time: al.Time, Source: al.Source, Severity: string(al.Severity), Message: al.Message})
 	}
-	for _, c := range a.sup.Status() {
+	for _, c := range a.components() {
 		out.Components = append(out.Components, api.Component{Name: c.Name, State: string(c.State), Restarts: c.Restarts, LastError: c.LastError})
 	}
 	return out, nil
@@ -72,7 +74,11 @@ func (b *backend) Status(context.Context) (api.Status, error) {
 
 func (b *backend) Cameras(context.Context) ([]api.Camera, error) {
 	out := []api.Camera{}
-	for _, cs := range b.a.recorder.Statuses() {
+	rec, err := b.a.current()
+	if err != nil {
+		return nil, err
+	}
+	for _, cs := range rec.recorder.Statuses() {
 		out = append(out, cameraView(cs))
 	}
 	return out, nil
@@ -96,11 +102,11 @@ func cameraView(cs recorder.Status) api.Camera {
 
 // knownStream reports whether name is a camera being recorded or a stream
 // the store holds footage of.
-func (b *backend) knownStream(name string) bool {
-	if _, ok := b.a.recorder.Status(name); ok {
+func knownStream(rec *recording, name string) bool {
+	if _, ok := rec.recorder.Status(name); ok {
 		return true
 	}
-	streams, err := b.a.store.Streams()
+	streams, err := rec.store.Streams()
 	if err != nil {
 		return false
 	}
@@ -113,10 +119,14 @@ func (b *backend) knownStream(name string) bool {
 }
 
 func (b *backend) Recordings(_ context.Context, camera string, from, to time.Time) (api.Recordings, error) {
-	if !b.knownStream(camera) {
+	rec, err := b.a.current()
+	if err != nil {
+		return api.Recordings{}, err
+	}
+	if !knownStream(rec, camera) {
 		return api.Recordings{}, fmt.Errorf("camera %q: %w", camera, api.ErrNotFound)
 	}
-	spans, gaps, err := b.a.store.Spans(camera, from, to)
+	spans, gaps, err := rec.store.Spans(camera, from, to)
 	if err != nil {
 		return api.Recordings{}, fmt.Errorf("search recordings of %s: %w", camera, err)
 	}
@@ -131,10 +141,14 @@ func (b *backend) Recordings(_ context.Context, camera string, from, to time.Tim
 }
 
 func (b *backend) Export(ctx context.Context, camera string, from, to time.Time) (api.Clip, error) {
-	if !b.knownStream(camera) {
+	rec, err := b.a.current()
+	if err != nil {
+		return nil, err
+	}
+	if !knownStream(rec, camera) {
 		return nil, fmt.Errorf("camera %q: %w", camera, api.ErrNotFound)
 	}
-	plan, err := clip.Prepare(ctx, clip.SourceFunc(b.a.store.Frames), clip.Options{Stream: camera, From: from, To: to})
+	plan, err := clip.Prepare(ctx, clip.SourceFunc(rec.store.Frames), clip.Options{Stream: camera, From: from, To: to})
 	if errors.Is(err, clip.ErrNoFootage) {
 		return nil, fmt.Errorf("no footage of %s in that range: %w", camera, api.ErrNotFound)
 	}

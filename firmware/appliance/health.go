@@ -25,14 +25,19 @@ type Health struct {
 func (a *App) Health() Health {
 	var h Health
 	now := a.opts.Now()
-	st := a.store.Stats()
+	rec, err := a.current()
+	if err != nil {
+		h.Failing = append(h.Failing, err.Error())
+		return h
+	}
+	st := rec.store.Stats()
 	if len(st.SuspectSlots) > 0 {
 		h.Warnings = append(h.Warnings, fmt.Sprintf("store: %d slot(s) sealed suspect after write or sync failures: %v", len(st.SuspectSlots), st.SuspectSlots))
 	}
 	if stall := a.commitStallAfter(); !st.LastCommit.IsZero() && now.Sub(st.LastCommit) > stall {
 		h.Failing = append(h.Failing, fmt.Sprintf("store: no commit completed for %s (bound %s)", now.Sub(st.LastCommit).Round(time.Second), stall))
 	}
-	for _, cs := range a.recorder.Statuses() {
+	for _, cs := range rec.recorder.Statuses() {
 		switch cs.State {
 		case recorder.StateRecording:
 			if !cs.LastFrame.IsZero() && now.Sub(cs.LastFrame) > a.opts.StallAfter {
@@ -42,11 +47,9 @@ func (a *App) Health() Health {
 			h.Warnings = append(h.Warnings, fmt.Sprintf("camera %s: %s: %s", cs.Name, cs.State, cs.LastError))
 		}
 	}
-	if a.sup != nil {
-		for _, c := range a.sup.Status() {
-			if c.State == StateBackoff {
-				h.Failing = append(h.Failing, fmt.Sprintf("component %s: restarting after: %s", c.Name, c.LastError))
-			}
+	for _, c := range a.components() {
+		if c.State == StateBackoff {
+			h.Failing = append(h.Failing, fmt.Sprintf("component %s: restarting after: %s", c.Name, c.LastError))
 		}
 	}
 	h.OK = len(h.Failing) == 0
@@ -62,4 +65,19 @@ func (a *App) commitStallAfter() time.Duration {
 		ci = time.Second
 	}
 	return max(10*ci, 10*time.Second)
+}
+
+// components lists the supervised components of both scopes.
+func (a *App) components() []ComponentStatus {
+	var out []ComponentStatus
+	if a.outer != nil {
+		out = append(out, a.outer.Status()...)
+	}
+	a.mu.RLock()
+	inner := a.innerSup
+	a.mu.RUnlock()
+	if inner != nil {
+		out = append(out, inner.Status()...)
+	}
+	return out
 }

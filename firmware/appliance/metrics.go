@@ -59,7 +59,26 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	cnt := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
 	}
-	st := c.a.store.Stats()
+	h := 0.0
+	if c.a.Health().OK {
+		h = 1
+	}
+	g(c.healthy, h)
+	bySev := map[string]float64{"info": 0, "warning": 0, "critical": 0}
+	for _, al := range c.a.hub.Alarms() {
+		bySev[string(al.Severity)]++
+	}
+	for sev, n := range bySev {
+		g(c.alarms, n, sev)
+	}
+	for _, s := range c.a.components() {
+		cnt(c.compRestarts, float64(s.Restarts), s.Name)
+	}
+	rec, err := c.a.current()
+	if err != nil {
+		return
+	}
+	st := rec.store.Stats()
 	g(c.capacity, float64(st.Capacity))
 	g(c.used, float64(st.Used))
 	g(c.writeRate, st.WriteRate)
@@ -75,7 +94,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		g(c.streamBytes, float64(s.Bytes), s.Name)
 	}
-	for _, cs := range c.a.recorder.Statuses() {
+	for _, cs := range rec.recorder.Statuses() {
 		up := 0.0
 		if cs.State == recorder.StateRecording {
 			up = 1
@@ -90,21 +109,4 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			g(c.camLastFrame, float64(cs.LastFrame.UnixNano())/1e9, cs.Name)
 		}
 	}
-	bySev := map[string]float64{"info": 0, "warning": 0, "critical": 0}
-	for _, al := range c.a.hub.Alarms() {
-		bySev[string(al.Severity)]++
-	}
-	for sev, n := range bySev {
-		g(c.alarms, n, sev)
-	}
-	if c.a.sup != nil {
-		for _, s := range c.a.sup.Status() {
-			cnt(c.compRestarts, float64(s.Restarts), s.Name)
-		}
-	}
-	h := 0.0
-	if c.a.Health().OK {
-		h = 1
-	}
-	g(c.healthy, h)
 }

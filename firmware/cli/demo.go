@@ -34,6 +34,7 @@ export a clip with the command it prints.`,
 				size    = fs.String("size", "512M", "store size when it is formatted")
 				apiAddr = fs.String("api", "127.0.0.1:8080", "API listen address")
 				rtsp    = fs.String("rtsp", "127.0.0.1:8554", "the simulator's RTSP address")
+				noCon   = fs.Bool("no-console", false, "do not run the operator console on this terminal (logs go to stderr instead)")
 			)
 			return func(ctx context.Context, env Env, args []string) error {
 				if len(args) > 0 {
@@ -43,14 +44,45 @@ export a clip with the command it prints.`,
 				if err != nil {
 					return usageErrorf("--size: %v", err)
 				}
-				return runDemo(ctx, env, *dir, bytes, *apiAddr, *rtsp)
+				return runDemo(ctx, env, demoConfig{dir: *dir, size: bytes, apiAddr: *apiAddr, rtspAddr: *rtsp, console: !*noCon})
 			}
 		},
 	}
 }
 
-func runDemo(ctx context.Context, env Env, dir string, size int64, apiAddr, rtspAddr string) error {
+// demoConfig is what nvrd demo was asked for.
+type demoConfig struct {
+	dir               string
+	size              int64
+	apiAddr, rtspAddr string
+	console           bool
+}
+
+func runDemo(ctx context.Context, env Env, dc demoConfig) error {
+	dir, size, apiAddr, rtspAddr := dc.dir, dc.size, dc.apiAddr, dc.rtspAddr
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
 	log := env.Logger(slog.LevelInfo)
+	logNote := ""
+	opts := appliance.Options{}
+	if dc.console {
+		// The terminal is the console: logs go to a file beside the store.
+		logPath := filepath.Join(dir, "nvrd.log")
+		var closeLog func()
+		var err error
+		if log, closeLog, err = openLog(env, logPath, slog.LevelInfo); err != nil {
+			return err
+		}
+		defer closeLog()
+		term, closeTerm, err := openConsole("stdio")
+		if err != nil {
+			return err
+		}
+		defer closeTerm()
+		opts.Console, opts.ConfigPath = term, filepath.Join(dir, "config.db")
+		logNote = "logs: " + logPath + "; the console below takes the first-run login it prints.\n"
+	}
 	data := filepath.Join(dir, "store")
 	if _, err := os.Stat(filepath.Join(data, "VOLUME")); errors.Is(err, os.ErrNotExist) {
 		fmt.Fprintf(env.Stderr, "demo: formatting a %d MiB store in %s\n", size>>20, data)
@@ -90,20 +122,22 @@ func runDemo(ctx context.Context, env Env, dir string, size int64, apiAddr, rtsp
 	}
 	token := hex.EncodeToString(tok[:])
 	started := time.Now()
-	err = appliance.Run(ctx, appliance.Options{
-		DataDir: data, Cameras: cams, APIAddr: apiAddr, APITokens: map[string]string{token: "demo"},
-		Version: env.Version, Logger: log,
-		Ready: func(addr net.Addr) {
-			fmt.Fprintf(env.Stderr, `
+	opts.DataDir, opts.Cameras, opts.APIAddr, opts.APITokens = data, cams, apiAddr, map[string]string{token: "demo"}
+	opts.Version, opts.BuildID, opts.Logger = env.Version, env.BuildID, log
+	opts.Ready = func(addr net.Addr) {
+		fmt.Fprintf(env.Stderr, `
 demo: recording %d simulated cameras into %s. Try, in another terminal:
   curl -H 'Authorization: Bearer %s' http://%s/api/v1/status
   curl -H 'Authorization: Bearer %s' http://%s/api/v1/cameras
-Stop with Ctrl-C, then export what was recorded:
+Stop with Ctrl-C (or "shutdown" on the console), then export what was recorded:
   ./bin/nvrd export --data %s --camera lobby --from -2m --to now -o lobby.mp4
-
-`, len(cams), data, token, addr, token, addr, data)
-		},
-	})
+%s
+`, len(cams), data, token, addr, token, addr, data, logNote)
+	}
+	err = appliance.Run(ctx, opts)
+	if errors.Is(err, appliance.ErrShutdownRequested) || errors.Is(err, appliance.ErrRebootRequested) {
+		err = nil
+	}
 	if err != nil {
 		return err
 	}

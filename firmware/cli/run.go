@@ -69,6 +69,10 @@ examples:
 				apiAddr   = fs.String("api", "127.0.0.1:8080", `HTTP API listen address ("" disables it)`)
 				tlsDir    = fs.String("api-tls-dir", "", "directory of the API's TLS certificate, made on first start (required unless --api is loopback)")
 				logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
+				logFile   = fs.String("log-file", "", "append logs to this file instead of stderr")
+				cfgPath   = fs.String("config", "", "the configuration database (cameras, users, tokens, network); created when missing")
+				conSpec   = fs.String("console", "none", `operator console: "stdio", a serial device such as /dev/ttyS0, or "none" (needs --config)`)
+				initMode  = fs.Bool("appliance", false, "run as the appliance's init: apply network and clock settings, reboot or power off when the console asks")
 				cams      cameraFlags
 				tokens    stringsFlag
 			)
@@ -78,8 +82,8 @@ examples:
 				if len(args) > 0 {
 					return usageErrorf("run takes no arguments, got %q", args)
 				}
-				if *data == "" {
-					return usageErrorf("--data is required")
+				if *data == "" && *cfgPath == "" {
+					return usageErrorf("--data is required (or a --config that names the volume)")
 				}
 				var level slog.Level
 				if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -100,11 +104,23 @@ examples:
 					}
 					tokenMap[t] = fmt.Sprintf("command-line token %d", i+1)
 				}
-				log := env.Logger(level)
-				return appliance.Run(ctx, appliance.Options{
-					DataDir: *data, IndexPath: *index, CommitInterval: *commit, Cameras: cams,
-					APIAddr: *apiAddr, APITLSDir: *tlsDir, APITokens: tokenMap,
-					Version: env.Version, Logger: log,
+				if *conSpec != "none" && *cfgPath == "" {
+					return usageErrorf("--console needs --config (users and cameras live there)")
+				}
+				log, closeLog, err := openLog(env, *logFile, level)
+				if err != nil {
+					return err
+				}
+				defer closeLog()
+				term, closeTerm, err := openConsole(*conSpec)
+				if err != nil {
+					return err
+				}
+				defer closeTerm()
+				opts := appliance.Options{
+					DataDir: *data, IndexPath: *index, CommitInterval: *commit, Cameras: cams, ConfigPath: *cfgPath,
+					APIAddr: *apiAddr, APITLSDir: *tlsDir, APITokens: tokenMap, Console: term,
+					Version: env.Version, BuildID: env.BuildID, Logger: log,
 					Ready: func(addr net.Addr) {
 						msg := fmt.Sprintf("nvrd: recording %d camera(s) into %s", len(cams), *data)
 						if addr != nil {
@@ -116,7 +132,14 @@ examples:
 						}
 						fmt.Fprintln(env.Stderr, msg)
 					},
-				})
+				}
+				if *initMode {
+					if err := applianceMode(&opts); err != nil {
+						return err
+					}
+				}
+				err = appliance.Run(ctx, opts)
+				return powerAction(err, *initMode, env)
 			}
 		},
 	}

@@ -1,0 +1,233 @@
+package appliance
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+
+	"github.com/nvrfw/nvr/firmware/api"
+	"github.com/nvrfw/nvr/recorder/camsim"
+	"github.com/nvrfw/nvr/ringstore"
+)
+
+// term drives the appliance console through a pseudo-terminal, as a person
+// at the serial port would.
+type term struct {
+	t   *testing.T
+	pty io.Writer
+	mu  sync.Mutex
+	out bytes.Buffer
+	pos int
+}
+
+func (tm *term) typeLine(s string) {
+	tm.t.Helper()
+	if _, err := tm.pty.Write([]byte(s + "\r")); err != nil {
+		tm.t.Fatalf("type: %v", err)
+	}
+}
+
+// expect waits for want after what was already consumed and returns the
+// output before it.
+func (tm *term) expect(want string, within time.Duration) string {
+	tm.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		tm.mu.Lock()
+		rest := tm.out.String()[tm.pos:]
+		if i := strings.Index(rest, want); i >= 0 {
+			tm.pos += i + len(want)
+			tm.mu.Unlock()
+			return rest[:i]
+		}
+		tm.mu.Unlock()
+		if time.Now().After(deadline) {
+			tm.t.Fatalf("timed out waiting for %q; output since the last match:\n%s", want, rest)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// runAppliance starts Run with the console on a fresh pty and returns the
+// terminal, the API address and a stop function that waits for Run.
+func runAppliance(t *testing.T, opts Options) (*term, string, func()) {
+	t.Helper()
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Fatalf("open pty: %v", err)
+	}
+	tm := &term{t: t, pty: ptmx}
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		buf := make([]byte, 4096)
+		for {
+			n, err := ptmx.Read(buf)
+			tm.mu.Lock()
+			tm.out.Write(buf[:n])
+			tm.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	opts.Console, opts.APIAddr = tty, "127.0.0.1:0"
+	opts.Ready = func(a net.Addr) { ready <- a }
+	go func() { done <- Run(ctx, opts) }()
+	var addr string
+	select {
+	case a := <-ready:
+		addr = a.String()
+	case err := <-done:
+		t.Fatalf("Run ended early: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("appliance not ready")
+	}
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("Run did not return after cancel")
+		}
+		tty.Close()
+		ptmx.Close()
+		<-readDone
+	}
+	t.Cleanup(stop)
+	return tm, addr, stop
+}
+
+// TestConsoleConfiguresARecordingCamera is the integrator's first visit: log
+// in on the console (first-run password), add a camera pointing at the
+// simulator (tested before saving, password asked with echo off), see it
+// recording in "show status", change its retention, create an API token the
+// VMS then uses; after a restart the configuration is still there and the
+// camera records again without anyone touching it.
+func TestConsoleConfiguresARecordingCamera(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "store")
+	if _, err := ringstore.Format(context.Background(), data, ringstore.FormatOptions{Size: 32 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancelSim := context.WithCancel(context.Background())
+	defer cancelSim()
+	sim, err := camsim.New(camsim.Options{Address: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.AddPath("lobby", camsim.PathConfig{Video: camsim.H264, User: "view", Pass: "cam-secret-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+
+	opts := Options{DataDir: data, ConfigPath: filepath.Join(dir, "config.db"), Version: "test",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	tm, apiAddr, stop := runAppliance(t, opts)
+
+	tm.expect(`created user "admin" with password `, 20*time.Second)
+	pw := strings.TrimSpace(tm.expect("\r\n", 5*time.Second))
+	tm.expect("login: ", 5*time.Second)
+	tm.typeLine("admin")
+	tm.expect("Password: ", 5*time.Second)
+	tm.typeLine(pw)
+	tm.expect("New password: ", 20*time.Second)
+	tm.typeLine("integrator-pw-1")
+	tm.expect("Retype new password: ", 5*time.Second)
+	tm.typeLine("integrator-pw-1")
+	const prompt = "admin@nvr> "
+	tm.expect(prompt, 20*time.Second)
+
+	tm.typeLine("cameras add lobby rtsp://" + sim.Addr() + "/lobby --user view --ask-password")
+	tm.expect("Camera password: ", 5*time.Second)
+	tm.typeLine("cam-secret-1")
+	out := tm.expect(prompt, 30*time.Second)
+	for _, want := range []string{"camera answers: H264 640x360", "camera lobby added"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("cameras add printed %q, want %q", out, want)
+		}
+	}
+	if strings.Contains(out, "cam-secret-1") {
+		t.Fatalf("the camera password was printed back: %q", out)
+	}
+
+	// Recording starts live, without a restart.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		tm.typeLine("show status")
+		out = tm.expect(prompt, 10*time.Second)
+		if strings.Contains(out, "cameras: 1 recording") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lobby not recording in show status: %q", out)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	tm.typeLine("storage retention lobby 7d")
+	if out := tm.expect(prompt, 10*time.Second); !strings.Contains(out, "retention of lobby set to 7d") {
+		t.Errorf("retention: %q", out)
+	}
+	tm.typeLine("frobnicate the cameras")
+	if out := tm.expect(prompt, 10*time.Second); strings.Count(out, "error:") != 1 {
+		t.Errorf("garbled line: want one error line, got %q", out)
+	}
+
+	tm.typeLine("tokens create vms viewer")
+	out = tm.expect(prompt, 10*time.Second)
+	i := strings.Index(out, "nvrt_")
+	if i < 0 {
+		t.Fatalf("no token printed: %q", out)
+	}
+	token := strings.Fields(out[i:])[0]
+	c := client{t: t, base: "http://" + apiAddr, token: token}
+	var cams []api.Camera
+	c.getJSON("/api/v1/cameras", &cams)
+	if len(cams) != 1 || cams[0].Name != "lobby" || cams[0].State != "recording" || strings.Contains(cams[0].URL, "cam-secret-1") {
+		t.Errorf("API cameras with the console's token: %+v", cams)
+	}
+	if code, _, _ := (client{t: t, base: "http://" + apiAddr, token: "nvrt_wrong"}).get("/api/v1/cameras"); code != 401 {
+		t.Errorf("wrong token: %d", code)
+	}
+	stop()
+
+	// Restart: the configuration survived; the camera records by itself.
+	_, apiAddr, _ = runAppliance(t, opts)
+	c.base = "http://" + apiAddr
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		code, _, body := c.get("/api/v1/cameras/lobby")
+		var cam api.Camera
+		if code == 200 && json.Unmarshal(body, &cam) == nil && cam.State == "recording" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after restart lobby is not recording: %d %s", code, body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

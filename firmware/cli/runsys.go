@@ -1,0 +1,87 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nvrfw/nvr/firmware/appliance"
+	"github.com/nvrfw/nvr/firmware/console"
+	"github.com/nvrfw/nvr/firmware/netconf"
+)
+
+// openLog returns the program's logger: stderr, or a file appended to.
+func openLog(env Env, path string, level slog.Level) (*slog.Logger, func(), error) {
+	if path == "" {
+		return env.Logger(level), func() {}, nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open log file: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: level})), func() { f.Close() }, nil
+}
+
+// openConsole opens the operator's terminal: "none", "stdio", or a device.
+func openConsole(spec string) (io.ReadWriter, func(), error) {
+	switch spec {
+	case "", "none":
+		return nil, func() {}, nil
+	case "stdio":
+		s, err := console.NewStdio(os.Stdin, os.Stdout)
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, func() { s.Close() }, nil
+	}
+	f, err := os.OpenFile(spec, os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open console %s: %w", spec, err)
+	}
+	return f, func() { f.Close() }, nil
+}
+
+// applianceMode gives the appliance control of the network and the clock.
+func applianceMode(opts *appliance.Options) error {
+	applier, err := netconf.NewApplier(nil, "/etc/resolv.conf")
+	if err != nil {
+		return err
+	}
+	opts.Network = applier
+	opts.SetClock = func(t time.Time) error {
+		tv := unix.NsecToTimeval(t.UnixNano())
+		if err := unix.Settimeofday(&tv); err != nil {
+			return fmt.Errorf("set the system clock: %w", err)
+		}
+		return nil
+	}
+	return nil
+}
+
+// powerAction performs a reboot or power-off the console asked for, once
+// Run has closed everything cleanly. Outside appliance mode it only says so.
+func powerAction(err error, initMode bool, env Env) error {
+	var cmd int
+	switch {
+	case errors.Is(err, appliance.ErrRebootRequested):
+		cmd = unix.LINUX_REBOOT_CMD_RESTART
+	case errors.Is(err, appliance.ErrShutdownRequested):
+		cmd = unix.LINUX_REBOOT_CMD_POWER_OFF
+	default:
+		return err
+	}
+	fmt.Fprintf(env.Stderr, "nvrd: %v: recording stopped cleanly\n", err)
+	if !initMode {
+		return nil
+	}
+	unix.Sync()
+	if rerr := unix.Reboot(cmd); rerr != nil {
+		return fmt.Errorf("%v: %w", err, rerr)
+	}
+	return nil
+}
