@@ -44,6 +44,8 @@ clean:
 FW_VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null); echo $${v:-0.1.0-dev})
 FW_KEY     ?= out/keys/dev.key
 FW_BOARDS  ?= nvr4,nvr8,qemu
+# nvrd's arguments at boot; empty means mkimage's default (image/mkimage.DefaultUinit).
+FW_UINIT   ?=
 
 .PHONY: image qemu-smoke
 
@@ -52,7 +54,8 @@ image:
 	@mkdir -p $(dir $(FW_KEY))
 	@test -f $(FW_KEY) || $(GO) run ./firmware/cmd/nvrd firmware keygen --out $(FW_KEY)
 	CGO_ENABLED=0 $(GO) run ./image/cmd/mkimage -kernel-root out/kernel/root -out out/image \
-		-version $(FW_VERSION) -build-id $(BUILD_ID) -key $(FW_KEY) -boards $(FW_BOARDS)
+		-version $(FW_VERSION) -build-id $(BUILD_ID) -key $(FW_KEY) -boards $(FW_BOARDS) \
+		$(if $(FW_UINIT),-uinit '$(FW_UINIT)')
 
 qemu-smoke: image
 	@command -v qemu-system-x86_64 >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
