@@ -40,7 +40,9 @@ func (s *Session) newPipeline(tracks []trackInfo) *pipeline {
 		}
 		p.store = append(p.store, st)
 		p.video = append(p.video, v)
-		p.clocks = append(p.clocks, newTrackClock(t.clockRate, cfg))
+		clk := newTrackClock(t.clockRate, cfg)
+		clk.setFloor(s.lastTime) // frames never go back across reconnects
+		p.clocks = append(p.clocks, clk)
 	}
 	if p.primary < 0 {
 		p.primary = 0

@@ -113,22 +113,22 @@ func (c *trackClock) place(ptsExt, dtsExt int64, ref time.Time) placement {
 	var p placement
 	if !c.placed {
 		c.placed = true
-		c.anchor(dtsExt, ref)
+		c.anchor(dtsExt, c.notBefore(ref))
 		c.lastDTS = dtsExt
-		c.lastWall = ref
+		c.lastWall = c.anchorWall
 	}
 	predicted := c.anchorWall.Add(c.ticks(dtsExt-c.anchorExt) + c.offset)
 	diff := ref.Sub(predicted)
 	switch {
 	case diff > c.cfg.jump || diff < -c.cfg.jump || dtsExt < c.lastDTS-c.rate*int64(smallBackStep/time.Second):
-		c.anchor(dtsExt, ref)
-		predicted = ref
+		c.anchor(dtsExt, c.notBefore(ref))
+		predicted = c.anchorWall
 		p.jumped = true
 	case dtsExt < c.lastDTS:
 		// A small step back (a glitch, or decoding times estimated badly):
 		// continue from the reference without reporting a jump.
-		c.anchor(dtsExt, ref)
-		predicted = ref
+		c.anchor(dtsExt, c.notBefore(ref))
+		predicted = c.anchorWall
 	default:
 		limit := time.Duration(float64(c.ticks(dtsExt-c.lastDTS)) * c.cfg.slew)
 		step := min(max(diff, -limit), limit)
@@ -143,6 +143,24 @@ func (c *trackClock) place(ptsExt, dtsExt int64, ref time.Time) placement {
 	p.dtsOffset = c.ticks(ptsExt - dtsExt)
 	p.pts = predicted.Add(p.dtsOffset)
 	return p
+}
+
+// notBefore returns t, or just after the last placed time when t is not
+// after it: anchors never go back, so the samples after them progress
+// normally.
+func (c *trackClock) notBefore(t time.Time) time.Time {
+	if !c.lastWall.IsZero() && !t.After(c.lastWall) {
+		return c.lastWall.Add(time.Millisecond)
+	}
+	return t
+}
+
+// setFloor makes the first sample placed no earlier than t (the last frame
+// of a previous connection of the same stream).
+func (c *trackClock) setFloor(t time.Time) {
+	if !c.placed {
+		c.lastWall = t
+	}
 }
 
 func (c *trackClock) anchor(ext int64, wall time.Time) {

@@ -153,6 +153,47 @@ func TestTrackClock(t *testing.T) {
 	}
 }
 
+func TestTrackClockFloor(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	floor := t0.Add(1500 * time.Millisecond) // the previous connection's last frame
+	tests := []struct {
+		name     string
+		jumpAt   int // frame whose RTP time jumps back 5 s (0: none)
+		wantJump bool
+	}{
+		{"new connection anchored before the last frame", 0, false},
+		{"jump back re-anchors no earlier than the last frame", 10, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTrackClock(90000, testClockCfg)
+			c.setFloor(floor)
+			var prev time.Time
+			jumped := false
+			for i := range 400 {
+				ts := uint32(i * 3600)
+				if tc.jumpAt > 0 && i >= tc.jumpAt {
+					ts -= 5 * 90000
+				}
+				ref := t0.Add(time.Duration(i) * 40 * time.Millisecond)
+				ext := c.unwrap(ts)
+				p := c.place(ext, ext, ref)
+				jumped = jumped || p.jumped
+				if p.pts.Before(floor) {
+					t.Fatalf("frame %d at %v, before the floor %v", i, p.pts, floor)
+				}
+				if i > 0 && !p.pts.After(prev) {
+					t.Fatalf("frame %d at %v does not progress from %v", i, p.pts, prev)
+				}
+				prev = p.pts
+			}
+			if jumped != tc.wantJump {
+				t.Fatalf("jumped = %v", jumped)
+			}
+		})
+	}
+}
+
 func TestTrackClockDTSOffset(t *testing.T) {
 	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	c := newTrackClock(90000, testClockCfg)
