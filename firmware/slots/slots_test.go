@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -51,9 +52,13 @@ func newManager(t testing.TB, fs *crashFS) *Manager {
 // version v.
 func checkSlot(t testing.TB, fs *crashFS, s Slot, v string) {
 	t.Helper()
-	m := newManager(t, fs)
+	checkSlotOf(t, newManager(t, fs), s, v)
+}
+
+func checkSlotOf(t testing.TB, m *Manager, s Slot, v string) {
+	t.Helper()
 	for file, want := range map[string][]byte{KernelFile: kernelOf(v), InitramfsFile: initramfsOf(v)} {
-		got, err := m.readFile("/boot/"+string(s)+"/"+file, 1<<30)
+		got, err := m.readFile(filepath.Join(m.dir, string(s), file), 1<<30)
 		if err != nil || !bytes.Equal(got, want) {
 			t.Fatalf("slot %s %s: %d bytes, %v; want version %s", s, file, len(got), err, v)
 		}
@@ -135,54 +140,69 @@ provision 1.0.0
 provision 1.0.0 provisioned`},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			fs := newCrashFS()
-			m := newManager(t, fs)
-			var booted Slot
-			for i, line := range strings.Split(strings.TrimSpace(tt.script), "\n") {
-				f := strings.Fields(line)
-				fail := func(format string, a ...any) {
-					t.Helper()
-					t.Fatalf("step %d %q: %s", i+1, line, fmt.Sprintf(format, a...))
-				}
-				var err error
-				switch f[0] {
-				case "provision":
-					err = m.Provision(context.Background(), testBundle(t, f[1]), nil)
-				case "install":
-					_, err = m.Install(context.Background(), testBundle(t, f[1]), booted, nil)
-				case "boot":
-					var s Slot
-					s, _, err = m.Boot()
-					if err == nil && s != Slot(f[1]) {
-						fail("booted %s", s)
-					}
-					booted = s
-				case "confirm":
-					_, err = m.Confirm(booted)
-				case "env":
-					env, err := m.Env()
-					if err != nil {
-						fail("%v", err)
-					}
-					if got, want := env.String(), strings.Join(f[1:], " "); got != want {
-						fail("env %q, want %q", got, want)
-					}
-				case "slot":
-					checkSlot(t, fs, Slot(f[1]), f[2])
-				default:
-					fail("unknown step")
-				}
-				want := map[string]error{"unconfirmed": ErrUnconfirmed, "provisioned": ErrProvisioned}
-				if len(f) == 3 && (f[0] == "install" || f[0] == "provision") {
-					if !errors.Is(err, want[f[2]]) {
-						fail("err %v, want %v", err, want[f[2]])
-					}
-				} else if err != nil {
-					fail("%v", err)
-				}
+		for _, onDisk := range []bool{false, true} {
+			name := tt.name + "/memory"
+			if onDisk {
+				name = tt.name + "/temp dir"
 			}
-		})
+			t.Run(name, func(t *testing.T) { runScript(t, tt.script, onDisk) })
+		}
+	}
+}
+
+// runScript replays one TestStateMachine script on the in-memory crashFS or
+// on a temporary directory of the OS file system.
+func runScript(t *testing.T, script string, onDisk bool) {
+	m := newManager(t, newCrashFS())
+	if onDisk {
+		var err error
+		if m, err = New(Options{Dir: t.TempDir()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var booted Slot
+	for i, line := range strings.Split(strings.TrimSpace(script), "\n") {
+		f := strings.Fields(line)
+		fail := func(format string, a ...any) {
+			t.Helper()
+			t.Fatalf("step %d %q: %s", i+1, line, fmt.Sprintf(format, a...))
+		}
+		var err error
+		switch f[0] {
+		case "provision":
+			err = m.Provision(context.Background(), testBundle(t, f[1]), nil)
+		case "install":
+			_, err = m.Install(context.Background(), testBundle(t, f[1]), booted, nil)
+		case "boot":
+			var s Slot
+			s, _, err = m.Boot()
+			if err == nil && s != Slot(f[1]) {
+				fail("booted %s", s)
+			}
+			booted = s
+		case "confirm":
+			_, err = m.Confirm(booted)
+		case "env":
+			env, err := m.Env()
+			if err != nil {
+				fail("%v", err)
+			}
+			if got, want := env.String(), strings.Join(f[1:], " "); got != want {
+				fail("env %q, want %q", got, want)
+			}
+		case "slot":
+			checkSlotOf(t, m, Slot(f[1]), f[2])
+		default:
+			fail("unknown step")
+		}
+		want := map[string]error{"unconfirmed": ErrUnconfirmed, "provisioned": ErrProvisioned}
+		if len(f) == 3 && (f[0] == "install" || f[0] == "provision") {
+			if !errors.Is(err, want[f[2]]) {
+				fail("err %v, want %v", err, want[f[2]])
+			}
+		} else if err != nil {
+			fail("%v", err)
+		}
 	}
 }
 
