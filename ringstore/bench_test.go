@@ -178,21 +178,35 @@ func rawWrite(b *testing.B, p string, n int64) time.Duration {
 // far in the past) to the index in large transactions. The entries point
 // into slot 0 and are never read; they give Open a big index to cope with.
 func bulkIndex(db *bolt.DB, streams, perStream int) error {
+	// One keyframe per stream per second, 64 s per index bucket; generated
+	// in key order so bbolt only appends.
 	base := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
-	const batch = 100_000
+	base -= base % bucketPeriod
+	const batch = 200_000
 	es := make([]indexEntry, 0, batch)
 	flush := func() error {
-		err := db.Update(func(tx *bolt.Tx) error { return putEntries(tx, es) })
+		err := db.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bktRecords)
+			b.FillPercent = 0.95
+			for i := range es {
+				if err := b.Put(es[i].key(), es[i].value()); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 		es = es[:0]
 		return err
 	}
-	for i := 0; i < perStream; i++ {
+	for bk := 0; bk*64 < perStream; bk++ {
 		for st := 0; st < streams; st++ {
-			t := base + int64(i)*int64(time.Second)
-			es = append(es, indexEntry{stream: uint32(1000 + st), time0: t, gen: 1, offset: int64(i) * 4096, length: 4096, last: t + int64(960*time.Millisecond), frames: 25, flags: recKey | recTracks})
-			if len(es) == batch {
-				if err := flush(); err != nil {
-					return err
+			for i := bk * 64; i < min((bk+1)*64, perStream); i++ {
+				t := base + int64(i)*int64(time.Second)
+				es = append(es, indexEntry{stream: uint32(1000 + st), time0: t, gen: 1, offset: int64(i) * 4096, length: 4096, last: t + int64(960*time.Millisecond), frames: 25, flags: recKey | recTracks})
+				if len(es) == batch {
+					if err := flush(); err != nil {
+						return err
+					}
 				}
 			}
 		}

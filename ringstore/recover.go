@@ -239,6 +239,13 @@ func (s *Store) recover(ctx context.Context) error {
 		s.log.Info("recovered records after the checkpoint", "slot", w.head, "records", len(entries), "end", end)
 	}
 	open := &record{kind: KindOpen, time0: s.openedAt.UnixNano()}
+	if w.off+int64(open.encodedSize()) > s.vol.SlotSize {
+		// The head is full: recycling a slot just to hold the open record
+		// would evict footage before anything new is recorded. The first
+		// batch carries it instead.
+		w.pendingOpen = open
+		return nil
+	}
 	if err := s.writeBatch([]*record{open}); err != nil {
 		return fmt.Errorf("open store %s: write the open record: %w", s.dir, err)
 	}

@@ -21,6 +21,10 @@ type StreamWriter struct {
 	tracksChanged bool
 	gap           *gapMark
 	last          map[uint8]int64
+	// spareFrames and spareData are the buffers of the last written batch,
+	// reused by the next one.
+	spareFrames []pendFrame
+	spareData   []byte
 }
 
 // pendFrame is an appended frame waiting for the next commit; its payload is
@@ -159,8 +163,20 @@ func (w *StreamWriter) take() ([]pendFrame, []byte) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	fs, data := w.frames, w.data
-	w.frames, w.data = nil, nil
+	w.frames, w.data = w.spareFrames[:0], w.spareData[:0]
+	w.spareFrames, w.spareData = nil, nil
 	return fs, data
+}
+
+// recycle gives back the buffers of a batch once it is written, so the
+// next tick appends without allocating.
+func (w *StreamWriter) recycle(fs []pendFrame, data []byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if int64(cap(data)) <= 2*w.s.opts.MaxPendingBytes {
+		clear(fs)
+		w.spareFrames, w.spareData = fs[:0], data[:0]
+	}
 }
 
 // writers returns the stream writers ordered by id.

@@ -21,7 +21,8 @@ type writerState struct {
 	queue       []indexEntry           // durable records not yet in the index
 	dirty       map[uint32]bool        // stream summaries to persist
 	buf         []byte
-	err         error // sticky: the writer can no longer write
+	pendingOpen *record // the open record, when the head had no room for it at Open
+	err         error   // sticky: the writer can no longer write
 	skipFinal   bool
 }
 
@@ -60,11 +61,23 @@ func (s *Store) commit() {
 	maxSeq := s.seq.Load()
 	var recs []*record
 	var bytes int64
+	type taken struct {
+		w    *StreamWriter
+		fs   []pendFrame
+		data []byte
+	}
+	var batch []taken
+	defer func() {
+		for _, t := range batch {
+			t.w.recycle(t.fs, t.data)
+		}
+	}()
 	for _, sw := range s.writers() {
 		fs, data := sw.take()
 		if len(fs) == 0 {
 			continue
 		}
+		batch = append(batch, taken{sw, fs, data})
 		cur, ok := s.w.tracks[sw.id]
 		if !ok {
 			s.metaMu.RLock()
@@ -77,6 +90,10 @@ func (s *Store) commit() {
 		s.w.tracks[sw.id] = after
 		recs = append(recs, rs...)
 		bytes += int64(len(data))
+	}
+	if len(recs) > 0 && s.w.pendingOpen != nil {
+		recs = append([]*record{s.w.pendingOpen}, recs...)
+		s.w.pendingOpen = nil
 	}
 	if len(recs) > 0 {
 		if err := s.writeBatch(recs); err != nil {
@@ -121,7 +138,9 @@ func (s *Store) writeBatch(recs []*record) error {
 			recs = append([]*record{{kind: KindVoid, time0: s.now().UnixNano(), void: failed}}, recs...)
 			continue
 		}
-		s.applyPart(recs[:n], entries, end)
+		if n > 0 {
+			s.applyPart(recs[:n], entries, end)
+		}
 		recs = recs[n:]
 		if len(recs) > 0 {
 			if n == 0 && s.w.off == 0 {
