@@ -35,7 +35,8 @@
 //     re-anchors), GapDropped when the store answers ErrBackpressure (frames
 //     are then dropped up to the next keyframe, whole GOPs, and counted).
 //     MarkGap's time is that of the last frame recorded before the gap. A
-//     stopped session marks no gap.
+//     stopped session marks GapCameraOffline too (it matters when the
+//     Manager restarts it with a new configuration).
 //
 // # Concurrency and lifetimes
 //

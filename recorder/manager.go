@@ -105,7 +105,7 @@ func (m *Manager) Add(cam Camera) error {
 
 // Update replaces the configuration of a recorded camera (same Name): its
 // session is stopped and a new one started when anything changed. The gap
-// between them is recorded with an unknown cause.
+// between them is recorded as ringstore.GapCameraOffline.
 func (m *Manager) Update(cam Camera) error {
 	if err := cam.Validate(); err != nil {
 		return err

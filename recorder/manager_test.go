@@ -9,6 +9,7 @@ import (
 
 	"github.com/nvrfw/nvr/recorder"
 	"github.com/nvrfw/nvr/recorder/camsim"
+	"github.com/nvrfw/nvr/ringstore"
 )
 
 // fakeWriters hands out one fakeWriter per camera name.
@@ -118,6 +119,9 @@ func TestManager(t *testing.T) {
 		t.Errorf("after Update: URL %s frames %d", s.URL, s.FramesRecorded)
 	}
 	waitFor(t, 15*time.Second, "a recording from p3", recording("a"))
+	if n := ws.get("a").gapCount(ringstore.GapCameraOffline); n != 1 {
+		t.Errorf("Update marked %d camera-offline gaps, want 1", n)
+	}
 
 	// Remove stops the session: its writer gets nothing more.
 	if err := m.Remove("b"); err != nil {

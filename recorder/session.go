@@ -209,8 +209,9 @@ func (s *Session) Run(ctx context.Context) error {
 		s.setState(StateConnecting, "")
 		res, err := s.attempt(ctx)
 		if ctx.Err() != nil {
-			// Stopping marks no gap: the store's restart record, or the
-			// next session's first frame, ends the span.
+			// The store attaches the mark to the stream's next frame: that
+			// of a session restarted by Manager.Update, or none at shutdown.
+			s.endSpan(ringstore.GapCameraOffline)
 			s.setState(StateStopped, "")
 			return nil
 		}
