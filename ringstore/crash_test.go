@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -114,7 +115,6 @@ func (st *crashState) String() string {
 
 // crashHarness runs one crashConfig.
 type crashHarness struct {
-	tb     testing.TB
 	cfg    crashConfig
 	w      *crashWorkload
 	idxDir string
@@ -189,7 +189,7 @@ func runCrashHarness(tb testing.TB, cfg crashConfig) ([]string, int64) {
 	if cfg.variants == nil {
 		cfg.variants = crashDefaultVariants
 	}
-	h := &crashHarness{tb: tb, cfg: cfg, w: planCrashWorkload(cfg.spec), idxDir: crashIndexDir(tb)}
+	h := &crashHarness{cfg: cfg, w: planCrashWorkload(cfg.spec), idxDir: crashIndexDir(tb)}
 	h.work = make(chan *crashState, 2*cfg.workers)
 	for range cfg.workers {
 		h.wg.Add(1)
@@ -201,7 +201,7 @@ func runCrashHarness(tb testing.TB, cfg crashConfig) ([]string, int64) {
 		}()
 	}
 	err := h.run()
-	h.dispatch(len(h.floors))
+	h.dispatch(math.MaxInt) // everything left, a failed tick's states included
 	close(h.work)
 	h.wg.Wait()
 	if err != nil {
