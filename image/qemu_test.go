@@ -527,29 +527,3 @@ func (v *vm) tail() string {
 	}
 	return string(b)
 }
-
-// TestGrubScriptMatchesDecide checks that grub.cfg uses the environment
-// keys, file names and command-line key firmware/slots uses.
-func TestGrubScriptMatchesDecide(t *testing.T) {
-	cfg, err := os.ReadFile("grub/grub.cfg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(cfg)
-	for _, want := range []string{
-		"load_env --file ${nvr_env} " + slots.KeyDefault + " " + slots.KeyTrial,
-		"save_env --file ${nvr_env} " + slots.KeyTrial,
-		"set nvr_env=/" + slots.EnvFile,
-		"/${nvr_boot}/" + slots.KernelFile,
-		"/${nvr_boot}/" + slots.InitramfsFile,
-		slots.CmdlineKey + "=${nvr_boot}",
-	} {
-		if !strings.Contains(s, want) {
-			t.Errorf("grub.cfg lacks %q", want)
-		}
-	}
-	// The trial flag must be cleared and saved before the menu entry boots.
-	if strings.Index(s, "save_env") > strings.Index(s, "menuentry") {
-		t.Error("grub.cfg saves the environment after the menu entry")
-	}
-}
