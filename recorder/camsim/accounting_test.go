@@ -19,6 +19,7 @@ func avccSize(au [][]byte) int {
 // TestBitrateOverRTSP measures the video bitrate a client receives: within
 // 10 % of the target, both as access unit bytes and as RTP payload bytes.
 func TestBitrateOverRTSP(t *testing.T) {
+	t.Parallel()
 	targets := map[string]int64{"h264-4M": 4_000_000, "h265-2M": 2_000_000, "h264-own": 0}
 	s := startSim(t, Options{}, map[string]PathConfig{
 		"h264-4M": {Video: H264, Bitrate: 4_000_000}, "h265-2M": {Video: H265, Bitrate: 2_000_000}, "h264-own": {},
@@ -59,6 +60,7 @@ func TestBitrateOverRTSP(t *testing.T) {
 // a path reports sent are the frames a reader received, and the counters
 // advance by what was sent between two snapshots.
 func TestSentFramesMatchReceived(t *testing.T) {
+	t.Parallel()
 	s := startSim(t, Options{}, map[string]PathConfig{"cam": {Audio: AAC}})
 	r := readPath(t, s, "cam", readOpts{transport: gortsplib.TransportTCP})
 	r.waitFrames(t, 0, 5, 3*time.Second)

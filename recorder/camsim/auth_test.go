@@ -9,6 +9,7 @@ import (
 )
 
 func TestAuth(t *testing.T) {
+	t.Parallel()
 	creds := PathConfig{User: "admin", Pass: "s3cret"}
 	for _, mode := range []AuthMode{AuthAny, AuthBasic, AuthDigest} {
 		t.Run("mode="+string(mode), func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,247 +53,267 @@ func waitDone(t *testing.T, r *testReader, timeout time.Duration) error {
 	}
 }
 
+var faultCreds = PathConfig{User: "admin", Pass: "s3cret"}
+
+var tcpRead = readOpts{transport: gortsplib.TransportTCP}
+
+// TestFaults runs one scenario per fault, each on its own path of one
+// simulator, all at once (they mostly wait on the clock).
 func TestFaults(t *testing.T) {
-	creds := PathConfig{User: "admin", Pass: "s3cret"}
-	s := startSim(t, Options{SenderReportPeriod: 200 * time.Millisecond}, map[string]PathConfig{
-		"drop-tcp": {}, "drop-udp": {}, "stall": {Audio: AAC}, "jump-fwd": {Audio: PCMU}, "jump-back": {Video: H265},
-		"jump-ntp": {}, "params-h264": {}, "params-h265": {Video: H265}, "malformed-h264": {}, "malformed-h265": {Video: H265},
-		"refuse": creds, "refuse-open": {}, "never": {}, "never-for": {}, "never-drop": {},
-	})
-	tcp := readOpts{transport: gortsplib.TransportTCP}
-	t.Run("group", func(t *testing.T) {
-		for _, tt := range []struct {
-			path      string
-			transport gortsplib.Transport
-		}{{"drop-tcp", gortsplib.TransportTCP}, {"drop-udp", gortsplib.TransportUDP}} {
-			t.Run(tt.path, func(t *testing.T) {
-				t.Parallel()
-				r := readPath(t, s, tt.path, readOpts{transport: tt.transport})
-				r.waitFrames(t, 0, 3, 3*time.Second)
-				mustFault(t, s, tt.path, Fault{Kind: FaultDrop})
-				if err := waitDone(t, r, 3*time.Second); err == nil {
-					t.Error("client ended without error")
-				}
-				st := waitStats(t, s, tt.path, 2*time.Second, func(st PathStats) bool { return st.Playing == 0 })
-				if st.Dropped == 0 {
-					t.Errorf("stats: dropped 0")
-				}
-				r2 := readPath(t, s, tt.path, readOpts{transport: tt.transport})
-				r2.waitFrames(t, 0, 3, 3*time.Second)
-			})
+	t.Parallel()
+	scenarios := []struct {
+		path string
+		cfg  PathConfig
+		run  func(t *testing.T, s *Simulator, path string)
+	}{
+		{"drop-tcp", PathConfig{}, testDrop(gortsplib.TransportTCP)},
+		{"drop-udp", PathConfig{}, testDrop(gortsplib.TransportUDP)},
+		{"stall", PathConfig{Audio: AAC}, testStall},
+		{"jump-fwd", PathConfig{Audio: PCMU}, testJump(time.Hour)},
+		{"jump-back", PathConfig{Video: H265}, testJump(-30 * time.Second)},
+		{"jump-ntp", PathConfig{}, testJumpNTP},
+		{"params-h264", PathConfig{}, testParams},
+		{"params-h265", PathConfig{Video: H265}, testParams},
+		{"malformed-h264", PathConfig{}, testMalformed},
+		{"malformed-h265", PathConfig{Video: H265}, testMalformed},
+		{"refuse", faultCreds, testRefuseAuth},
+		{"refuse-open", PathConfig{}, testRefuseAuth},
+		{"never", PathConfig{}, testNeverAnswer},
+		{"never-for", PathConfig{}, testNeverAnswerFor},
+		{"never-drop", PathConfig{}, testNeverAnswerDrop},
+	}
+	paths := make(map[string]PathConfig)
+	for _, sc := range scenarios {
+		paths[sc.path] = sc.cfg
+	}
+	s := startSim(t, Options{SenderReportPeriod: 200 * time.Millisecond}, paths)
+	var wg sync.WaitGroup
+	for _, sc := range scenarios {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.Run(sc.path, func(t *testing.T) { sc.run(t, s, sc.path) })
+		}()
+	}
+	wg.Wait()
+}
+
+func testDrop(transport gortsplib.Transport) func(*testing.T, *Simulator, string) {
+	return func(t *testing.T, s *Simulator, path string) {
+		r := readPath(t, s, path, readOpts{transport: transport})
+		r.waitFrames(t, 0, 3, 3*time.Second)
+		mustFault(t, s, path, Fault{Kind: FaultDrop})
+		if err := waitDone(t, r, 3*time.Second); err == nil {
+			t.Error("client ended without error")
 		}
-		t.Run("stall", func(t *testing.T) {
-			t.Parallel()
-			r := readPath(t, s, "stall", tcp)
-			before := r.waitFrames(t, 0, 5, 3*time.Second)
-			srBefore := len(before.srs) + len(r.track(1).srs)
-			mustFault(t, s, "stall", Fault{Kind: FaultStall, Duration: time.Second})
-			stallStart := time.Now()
-			time.Sleep(800 * time.Millisecond)
-			during := r.track(0)
-			if got := len(during.srs) + len(r.track(1).srs); got > srBefore+2 {
-				t.Errorf("%d sender reports during the stall", got-srBefore)
-			}
-			if len(during.frames) > len(before.frames)+2 {
-				t.Errorf("%d frames during the stall", len(during.frames)-len(before.frames))
-			}
-			v := r.waitFrames(t, 0, len(during.frames)+10, 3*time.Second)
-			gapAt := -1
-			for i := 1; i < len(v.frames); i++ {
-				if v.frames[i].at.Sub(v.frames[i-1].at) > 700*time.Millisecond {
-					gapAt = i
-				}
-			}
-			if gapAt < 0 {
-				t.Fatal("no gap in frame arrivals")
-			}
-			gap := v.frames[gapAt].at.Sub(v.frames[gapAt-1].at)
-			step := time.Duration(v.frames[gapAt].rtpTime-v.frames[gapAt-1].rtpTime) * time.Second / videoClock
-			if d := step - gap; d < -150*time.Millisecond || d > 150*time.Millisecond {
-				t.Errorf("stall of %v arrival gap has an RTP step of %v", gap, step)
-			}
-			if gap < 900*time.Millisecond || time.Since(stallStart) < time.Second {
-				t.Errorf("stall gap %v, want about 1s", gap)
-			}
-		})
-		for _, tt := range []struct {
-			path   string
-			offset time.Duration
-		}{{"jump-fwd", time.Hour}, {"jump-back", -30 * time.Second}} {
-			t.Run(tt.path, func(t *testing.T) {
-				t.Parallel()
-				r := readPath(t, s, tt.path, tcp)
-				n := len(r.waitFrames(t, 0, 5, 3*time.Second).frames)
-				mustFault(t, s, tt.path, Fault{Kind: FaultJump, Offset: tt.offset})
-				v := r.waitFrames(t, 0, n+10, 3*time.Second)
-				want := uint32(frameTicks) + ticks(tt.offset, videoClock)
-				jumps := 0
-				for i := 1; i < len(v.frames); i++ {
-					switch d := v.frames[i].rtpTime - v.frames[i-1].rtpTime; d {
-					case frameTicks:
-					case want:
-						jumps++
-					default:
-						t.Fatalf("frame %d: RTP step %d, want %d or the jump %d", i, d, frameTicks, want)
-					}
-				}
-				if jumps != 1 {
-					t.Errorf("%d jumps, want 1", jumps)
-				}
-			})
+		st := waitStats(t, s, path, 2*time.Second, func(st PathStats) bool { return st.Playing == 0 })
+		if st.Dropped == 0 {
+			t.Errorf("stats: dropped 0")
 		}
-		t.Run("jump-ntp", func(t *testing.T) {
-			t.Parallel()
-			r := readPath(t, s, "jump-ntp", tcp)
-			r.waitFrames(t, 0, 3, 3*time.Second)
-			mustFault(t, s, "jump-ntp", Fault{Kind: FaultJumpNTP, Offset: time.Hour})
-			at := time.Now()
-			time.Sleep(500 * time.Millisecond)
-			v := r.track(0)
-			last := v.srs[len(v.srs)-1]
-			if d := ntpToTime(last.NTPTime).Sub(at.Add(time.Hour)); d < -100*time.Millisecond || d > time.Second {
-				t.Errorf("sender report after jump-ntp +1h: %v off", d)
-			}
-			for i := 1; i < len(v.frames); i++ {
-				if d := v.frames[i].rtpTime - v.frames[i-1].rtpTime; d != frameTicks {
-					t.Fatalf("RTP step %d after jump-ntp", d)
-				}
-			}
-		})
-		for _, codec := range []VideoCodec{H264, H265} {
-			path := "params-" + string(codec)
-			t.Run(path, func(t *testing.T) {
-				t.Parallel()
-				r := readPath(t, s, path, tcp)
-				n := len(r.waitFrames(t, 0, 3, 3*time.Second).frames)
-				main, alt := s.clips[codec][0], s.clips[codec][1]
-				mustFault(t, s, path, Fault{Kind: FaultParams})
-				v := r.waitFrames(t, 0, n+5, 3*time.Second)
-				switchAt := -1
-				for i := n; i < len(v.frames); i++ {
-					if bytes.Equal(v.frames[i].au[0], alt.params[0]) && bytes.Equal(v.frames[i].au[len(alt.params)-1], alt.params[len(alt.params)-1]) {
-						switchAt = i
-						break
-					}
-				}
-				if switchAt < 0 || !v.frames[switchAt].key {
-					t.Fatalf("no keyframe with the new parameter sets after the switch (at %d)", switchAt)
-				}
-				for i := 1; i < len(v.frames); i++ {
-					if d := v.frames[i].rtpTime - v.frames[i-1].rtpTime; d != frameTicks {
-						t.Fatalf("RTP step %d at the switch", d)
-					}
-				}
-				st, _ := s.Stats(path)
-				if st.ParamChanges != 1 || st.Clip != alt.name {
-					t.Errorf("stats param changes %d clip %s, want 1 %s", st.ParamChanges, st.Clip, alt.name)
-				}
-				mustFault(t, s, path, Fault{Kind: FaultParams})
-				m := len(r.track(0).frames)
-				v = r.waitFrames(t, 0, m+3, 3*time.Second)
-				back := false
-				for _, fr := range v.frames[m:] {
-					back = back || (fr.key && bytes.Equal(fr.au[0], main.params[0]))
-				}
-				if !back {
-					t.Error("second params fault did not switch back")
-				}
-			})
+		r2 := readPath(t, s, path, readOpts{transport: transport})
+		r2.waitFrames(t, 0, 3, 3*time.Second)
+	}
+}
+
+func testStall(t *testing.T, s *Simulator, path string) {
+	r := readPath(t, s, path, tcpRead)
+	before := r.waitFrames(t, 0, 5, 3*time.Second)
+	srBefore := len(before.srs) + len(r.track(1).srs)
+	mustFault(t, s, path, Fault{Kind: FaultStall, Duration: time.Second})
+	stallStart := time.Now()
+	time.Sleep(800 * time.Millisecond)
+	during := r.track(0)
+	if got := len(during.srs) + len(r.track(1).srs); got > srBefore+2 {
+		t.Errorf("%d sender reports during the stall", got-srBefore)
+	}
+	if len(during.frames) > len(before.frames)+2 {
+		t.Errorf("%d frames during the stall", len(during.frames)-len(before.frames))
+	}
+	v := r.waitFrames(t, 0, len(during.frames)+10, 3*time.Second)
+	gapAt := -1
+	for i := 1; i < len(v.frames); i++ {
+		if v.frames[i].at.Sub(v.frames[i-1].at) > 700*time.Millisecond {
+			gapAt = i
 		}
-		for _, codec := range []VideoCodec{H264, H265} {
-			path := "malformed-" + string(codec)
-			t.Run(path, func(t *testing.T) {
-				t.Parallel()
-				r := readPath(t, s, path, tcp)
-				n := len(r.waitFrames(t, 0, 3, 3*time.Second).frames)
-				mustFault(t, s, path, Fault{Kind: FaultMalformed, Count: 12})
-				waitStats(t, s, path, 2*time.Second, func(st PathStats) bool { return st.Malformed == 12 })
-				v := r.waitFrames(t, 0, n+30, 4*time.Second)
-				if v.decodeErrors == 0 {
-					t.Error("malformed packets caused no decode error")
-				}
-				keys := 0
-				for _, fr := range v.frames[n:] {
-					if fr.key {
-						keys++
-					}
-				}
-				if keys == 0 {
-					t.Error("no keyframe decoded after the malformed packets")
-				}
-			})
+	}
+	if gapAt < 0 {
+		t.Fatal("no gap in frame arrivals")
+	}
+	gap := v.frames[gapAt].at.Sub(v.frames[gapAt-1].at)
+	step := time.Duration(v.frames[gapAt].rtpTime-v.frames[gapAt-1].rtpTime) * time.Second / videoClock
+	if d := step - gap; d < -150*time.Millisecond || d > 150*time.Millisecond {
+		t.Errorf("stall of %v arrival gap has an RTP step of %v", gap, step)
+	}
+	if gap < 900*time.Millisecond || time.Since(stallStart) < time.Second {
+		t.Errorf("stall gap %v, want about 1s", gap)
+	}
+}
+
+func testJump(offset time.Duration) func(*testing.T, *Simulator, string) {
+	return func(t *testing.T, s *Simulator, path string) {
+		r := readPath(t, s, path, tcpRead)
+		n := len(r.waitFrames(t, 0, 5, 3*time.Second).frames)
+		mustFault(t, s, path, Fault{Kind: FaultJump, Offset: offset})
+		v := r.waitFrames(t, 0, n+10, 3*time.Second)
+		want := uint32(frameTicks) + ticks(offset, videoClock)
+		jumps := 0
+		for i := 1; i < len(v.frames); i++ {
+			switch d := v.frames[i].rtpTime - v.frames[i-1].rtpTime; d {
+			case frameTicks:
+			case want:
+				jumps++
+			default:
+				t.Fatalf("frame %d: RTP step %d, want %d or the jump %d", i, d, frameTicks, want)
+			}
 		}
-		for _, path := range []string{"refuse", "refuse-open"} {
-			t.Run(path, func(t *testing.T) {
-				t.Parallel()
-				o := readOpts{transport: gortsplib.TransportTCP}
-				if path == "refuse" {
-					o.user, o.pass = creds.User, creds.Pass
-				}
-				mustFault(t, s, path, Fault{Kind: FaultRefuseAuth})
-				if r, err := dialReader(t, s, path, o); err == nil {
-					r.c.Close()
-					t.Fatal("first connection after refuse-auth was accepted")
-				} else if !strings.Contains(err.Error(), "401") {
-					t.Errorf("refused with %v, want a 401", err)
-				}
-				r := readPath(t, s, path, o)
-				r.waitFrames(t, 0, 3, 3*time.Second)
-				if st, _ := s.Stats(path); st.AuthRefused != 1 {
-					t.Errorf("stats auth refused %d, want 1", st.AuthRefused)
-				}
-			})
+		if jumps != 1 {
+			t.Errorf("%d jumps, want 1", jumps)
 		}
-		t.Run("never-answer", func(t *testing.T) {
-			t.Parallel()
-			old := readPath(t, s, "never", tcp)
-			mustFault(t, s, "never", Fault{Kind: FaultNeverAnswer})
-			start := time.Now()
-			_, err := dialReader(t, s, "never", readOpts{transport: gortsplib.TransportTCP, timeout: 700 * time.Millisecond})
-			if err == nil || time.Since(start) < 600*time.Millisecond {
-				t.Fatalf("dial to a never-answer path: %v after %v", err, time.Since(start))
-			}
-			if st, _ := s.Stats("never"); st.Held == 0 {
-				t.Error("stats: held 0")
-			}
-			n := len(old.track(0).frames)
-			old.waitFrames(t, 0, n+5, 2*time.Second) // the session from before plays on
-			mustFault(t, s, "never", Fault{Kind: FaultClear})
-			readPath(t, s, "never", tcp).waitFrames(t, 0, 3, 3*time.Second)
-		})
-		t.Run("never-answer-for", func(t *testing.T) {
-			t.Parallel()
-			mustFault(t, s, "never-for", Fault{Kind: FaultNeverAnswer, Duration: 500 * time.Millisecond})
-			start := time.Now()
-			r := readPath(t, s, "never-for", tcp)
-			if d := time.Since(start); d < 400*time.Millisecond {
-				t.Errorf("answered after %v, want after the 500ms never-answer", d)
-			}
-			r.waitFrames(t, 0, 3, 3*time.Second)
-		})
-		t.Run("never-answer-drop", func(t *testing.T) {
-			t.Parallel()
-			mustFault(t, s, "never-drop", Fault{Kind: FaultNeverAnswer})
-			errc := make(chan error, 1)
-			go func() {
-				r, err := dialReader(t, s, "never-drop", readOpts{transport: gortsplib.TransportTCP, timeout: 5 * time.Second})
-				if err == nil {
-					r.c.Close()
-				}
-				errc <- err
-			}()
-			waitStats(t, s, "never-drop", 2*time.Second, func(st PathStats) bool { return st.Held == 1 })
-			mustFault(t, s, "never-drop", Fault{Kind: FaultDrop})
-			select {
-			case err := <-errc:
-				if err == nil {
-					t.Error("held connection answered after drop")
-				}
-			case <-time.After(2 * time.Second):
-				t.Fatal("held connection not closed by drop")
-			}
-		})
-	})
+	}
+}
+
+func testJumpNTP(t *testing.T, s *Simulator, path string) {
+	r := readPath(t, s, path, tcpRead)
+	r.waitFrames(t, 0, 3, 3*time.Second)
+	mustFault(t, s, path, Fault{Kind: FaultJumpNTP, Offset: time.Hour})
+	at := time.Now()
+	time.Sleep(500 * time.Millisecond)
+	v := r.track(0)
+	last := v.srs[len(v.srs)-1]
+	if d := ntpToTime(last.NTPTime).Sub(at.Add(time.Hour)); d < -100*time.Millisecond || d > time.Second {
+		t.Errorf("sender report after jump-ntp +1h: %v off", d)
+	}
+	for i := 1; i < len(v.frames); i++ {
+		if d := v.frames[i].rtpTime - v.frames[i-1].rtpTime; d != frameTicks {
+			t.Fatalf("RTP step %d after jump-ntp", d)
+		}
+	}
+}
+
+func testParams(t *testing.T, s *Simulator, path string) {
+	r := readPath(t, s, path, tcpRead)
+	n := len(r.waitFrames(t, 0, 3, 3*time.Second).frames)
+	p := s.lookup(path)
+	main, alt := p.loops[0].clip, p.loops[1].clip
+	mustFault(t, s, path, Fault{Kind: FaultParams})
+	v := r.waitFrames(t, 0, n+5, 3*time.Second)
+	switchAt := -1
+	for i := n; i < len(v.frames) && switchAt < 0; i++ {
+		au := v.frames[i].au
+		if len(au) >= len(alt.params) && bytes.Equal(bytes.Join(au[:len(alt.params)], nil), bytes.Join(alt.params, nil)) {
+			switchAt = i
+		}
+	}
+	if switchAt < 0 || !v.frames[switchAt].key {
+		t.Fatalf("no keyframe with the new parameter sets after the switch (at %d)", switchAt)
+	}
+	for i := 1; i < len(v.frames); i++ {
+		if d := v.frames[i].rtpTime - v.frames[i-1].rtpTime; d != frameTicks {
+			t.Fatalf("RTP step %d at the switch", d)
+		}
+	}
+	st, _ := s.Stats(path)
+	if st.ParamChanges != 1 || st.Clip != alt.name {
+		t.Errorf("stats param changes %d clip %s, want 1 %s", st.ParamChanges, st.Clip, alt.name)
+	}
+	mustFault(t, s, path, Fault{Kind: FaultParams})
+	m := len(r.track(0).frames)
+	v = r.waitFrames(t, 0, m+3, 3*time.Second)
+	back := false
+	for _, fr := range v.frames[m:] {
+		back = back || (fr.key && bytes.Equal(fr.au[0], main.params[0]))
+	}
+	if !back {
+		t.Error("second params fault did not switch back")
+	}
+}
+
+func testMalformed(t *testing.T, s *Simulator, path string) {
+	r := readPath(t, s, path, tcpRead)
+	n := len(r.waitFrames(t, 0, 3, 3*time.Second).frames)
+	mustFault(t, s, path, Fault{Kind: FaultMalformed, Count: 12})
+	waitStats(t, s, path, 2*time.Second, func(st PathStats) bool { return st.Malformed == 12 })
+	v := r.waitFrames(t, 0, n+30, 4*time.Second)
+	if v.decodeErrors == 0 {
+		t.Error("malformed packets caused no decode error")
+	}
+	keys := 0
+	for _, fr := range v.frames[n:] {
+		if fr.key {
+			keys++
+		}
+	}
+	if keys == 0 {
+		t.Error("no keyframe decoded after the malformed packets")
+	}
+}
+
+func testRefuseAuth(t *testing.T, s *Simulator, path string) {
+	o := tcpRead
+	if s.lookup(path).cfg.User != "" {
+		o.user, o.pass = faultCreds.User, faultCreds.Pass
+	}
+	mustFault(t, s, path, Fault{Kind: FaultRefuseAuth})
+	if r, err := dialReader(t, s, path, o); err == nil {
+		r.c.Close()
+		t.Fatal("first connection after refuse-auth was accepted")
+	} else if !strings.Contains(err.Error(), "401") {
+		t.Errorf("refused with %v, want a 401", err)
+	}
+	r := readPath(t, s, path, o)
+	r.waitFrames(t, 0, 3, 3*time.Second)
+	if st, _ := s.Stats(path); st.AuthRefused != 1 {
+		t.Errorf("stats auth refused %d, want 1", st.AuthRefused)
+	}
+}
+
+func testNeverAnswer(t *testing.T, s *Simulator, path string) {
+	old := readPath(t, s, path, tcpRead)
+	mustFault(t, s, path, Fault{Kind: FaultNeverAnswer})
+	start := time.Now()
+	_, err := dialReader(t, s, path, readOpts{transport: gortsplib.TransportTCP, timeout: 700 * time.Millisecond})
+	if err == nil || time.Since(start) < 600*time.Millisecond {
+		t.Fatalf("dial to a never-answer path: %v after %v", err, time.Since(start))
+	}
+	if st, _ := s.Stats(path); st.Held == 0 {
+		t.Error("stats: held 0")
+	}
+	n := len(old.track(0).frames)
+	old.waitFrames(t, 0, n+5, 2*time.Second) // the session from before plays on
+	mustFault(t, s, path, Fault{Kind: FaultClear})
+	readPath(t, s, path, tcpRead).waitFrames(t, 0, 3, 3*time.Second)
+}
+
+func testNeverAnswerFor(t *testing.T, s *Simulator, path string) {
+	mustFault(t, s, path, Fault{Kind: FaultNeverAnswer, Duration: 500 * time.Millisecond})
+	start := time.Now()
+	r := readPath(t, s, path, tcpRead)
+	if d := time.Since(start); d < 400*time.Millisecond {
+		t.Errorf("answered after %v, want after the 500ms never-answer", d)
+	}
+	r.waitFrames(t, 0, 3, 3*time.Second)
+}
+
+func testNeverAnswerDrop(t *testing.T, s *Simulator, path string) {
+	mustFault(t, s, path, Fault{Kind: FaultNeverAnswer})
+	errc := make(chan error, 1)
+	go func() {
+		r, err := dialReader(t, s, path, readOpts{transport: gortsplib.TransportTCP, timeout: 5 * time.Second})
+		if err == nil {
+			r.c.Close()
+		}
+		errc <- err
+	}()
+	waitStats(t, s, path, 2*time.Second, func(st PathStats) bool { return st.Held == 1 })
+	mustFault(t, s, path, Fault{Kind: FaultDrop})
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Error("held connection answered after drop")
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("held connection not closed by drop")
+	}
 }
 
 func TestFaultErrors(t *testing.T) {

@@ -30,6 +30,7 @@ func needTool(t *testing.T, name string) string {
 // Any decode error ffmpeg reports fails the test, except missing references
 // before the first keyframe (a reader joins the live stream mid-GOP).
 func TestFFmpegDecodes(t *testing.T) {
+	t.Parallel()
 	ffmpeg := needTool(t, "ffmpeg")
 	s := startSim(t, Options{}, map[string]PathConfig{
 		"h265-aac":  {Video: H265, Audio: AAC},
