@@ -191,6 +191,7 @@ type Plan struct {
 	order  []uint8 // mdat order: index in tracks of each sample
 	header []byte  // ftyp, moov and the mdat box header
 	size   int64
+	readTo time.Time // just after the last sample: the end of re-reads
 }
 
 // Size returns the clip's total size in bytes.
@@ -283,16 +284,21 @@ func (p *Plan) writeRange(ctx context.Context, w io.Writer, off, n int64) (int64
 		}
 		from = p.Start.Add(time.Duration(first) - rereadMargin)
 	}
-	to := p.opts.To
-	if p.CutReason != nil {
-		to = p.CutAt
-	}
-	r, err := p.src.Frames(p.Stream, from, to)
+	r, err := p.src.Frames(p.Stream, from, p.readTo)
 	if err != nil {
 		return cw.written, fmt.Errorf("clip: reopen footage of %s: %w", p.Stream, err)
 	}
 	defer r.Close()
-	pl := &payloader{ctx: ctx, r: r, p: p, next: next, queue: make([][][]byte, len(p.tracks))}
+	pl := &payloader{ctx: ctx, r: r, p: p, next: next, dups: make([]int, len(p.tracks)), queue: make([][][]byte, len(p.tracks))}
+	for i, tp := range p.tracks {
+		// Frames before the resume point with the same time as it are
+		// read again first: skip them by count.
+		if n := next[i]; n < len(tp.samples) {
+			for j := n - 1; j >= 0 && tp.samples[j].pts == tp.samples[n].pts; j-- {
+				pl.dups[i]++
+			}
+		}
+	}
 	last := cw.written
 	for ; k < len(p.order) && cw.left > 0; k++ {
 		b, err := pl.get(p.tracks[p.order[k]])

@@ -371,3 +371,33 @@ func TestProgress(t *testing.T) {
 		t.Fatalf("progress did not end at 100%% of each phase: %+v", got)
 	}
 }
+
+// TestWriteRangeDuplicateTimes: a track may hold frames with equal times
+// (the store allows it); a range resuming among them must not mistake one
+// for another.
+func TestWriteRangeDuplicateTimes(t *testing.T) {
+	var es []fakeEntry
+	for i := range 100 {
+		at := t0.Add(time.Duration(i/4) * 40 * time.Millisecond) // 4 frames per time
+		key := i%20 == 0
+		es = append(es, fakeEntry{frame: ringstore.Frame{Time: at, Key: key, Data: avccFrame(100+i, key, i)}})
+	}
+	es[0].tracks = []ringstore.Track{{ID: 0, Codec: ringstore.CodecH264, ClockRate: 90000, Config: [][]byte{benchSPS, benchPPS}}}
+	src := newFakeSource()
+	src.streams["cam1"] = es
+	ctx := context.Background()
+	p, err := Prepare(ctx, src, Options{Stream: "cam1", From: t0, To: sec(10)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var whole bytes.Buffer
+	if _, err := p.Write(ctx, &whole); err != nil {
+		t.Fatal(err)
+	}
+	for off := p.HeaderSize(); off < p.Size(); off += 37 {
+		var part bytes.Buffer
+		if err := p.WriteRange(ctx, &part, off, p.Size()-off); err != nil || !bytes.Equal(part.Bytes(), whole.Bytes()[off:]) {
+			t.Fatalf("WriteRange(%d, to the end): %v", off, err)
+		}
+	}
+}

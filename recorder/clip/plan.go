@@ -199,6 +199,9 @@ func (p *Plan) takeFrame(st *scanState, rf ringstore.ReadFrame) bool {
 // build turns the scanned sample tables into the pmp4 presentation and
 // renders the header.
 func (p *Plan) build() error {
+	if p.CutReason != nil {
+		p.trimAfterCut()
+	}
 	ids := make([]int, 0, len(p.byID))
 	for id := range p.byID {
 		ids = append(ids, int(id))
@@ -241,7 +244,29 @@ func (p *Plan) build() error {
 		return fmt.Errorf("clip: %s has %d tracks, more than %d", p.Stream, len(p.tracks), math.MaxUint8)
 	}
 	p.End = p.Start.Add(time.Duration(end))
+	var lastPTS int64
+	for _, tp := range p.tracks {
+		for _, s := range tp.samples {
+			lastPTS = max(lastPTS, s.pts)
+		}
+	}
+	p.readTo = p.Start.Add(time.Duration(lastPTS) + 1)
 	return p.render(&pres)
+}
+
+// trimAfterCut drops the trailing frames at or after CutAt that other
+// tracks had stored before the frame that cut the clip, so that the next
+// clip (from CutAt) does not repeat them. Only a suffix of each track goes:
+// video frames a kept frame may depend on stay.
+func (p *Plan) trimAfterCut() {
+	cut := int64(p.CutAt.Sub(p.Start))
+	for _, tp := range p.byID {
+		n := len(tp.samples)
+		for n > 0 && tp.samples[n-1].pts >= cut {
+			n--
+		}
+		tp.samples = tp.samples[:n]
+	}
 }
 
 // ticks converts a duration to units of rate per second, rounding.
@@ -376,6 +401,7 @@ type payloader struct {
 	r        FrameReader
 	p        *Plan
 	next     []int      // per exported track: next sample expected from the store
+	dups     []int      // per exported track: frames at the next sample's time to skip first
 	queue    [][][]byte // per exported track: payloads read ahead
 	buffered int64
 	reads    int
@@ -413,6 +439,10 @@ func (pl *payloader) get(want *trackPlan) ([]byte, error) {
 		pts := int64(rf.Time.Sub(pl.p.Start))
 		if pts < s.pts {
 			continue // skipped by the scan, or before the range
+		}
+		if pts == s.pts && pl.dups[tp.idx] > 0 {
+			pl.dups[tp.idx]--
+			continue // a frame with the same time before the range
 		}
 		if pts != s.pts || len(rf.Data) != int(s.size) {
 			return nil, fmt.Errorf("%w: track %d frame %d is at %v with %d bytes, expected %v with %d",
