@@ -63,53 +63,54 @@ func FuzzPlan(f *testing.F) {
 	})
 }
 
+// fuzzPlanBody is FuzzPlan's check of one input.
 func fuzzPlanBody(t *testing.T, tracks []ringstore.Track, seq []byte, rangeOff uint16) {
-		if len(seq) > 4*500 {
-			seq = seq[:4*500]
+	if len(seq) > 4*500 {
+		seq = seq[:4*500]
+	}
+	// Each 4 bytes: flags (0x80 key, 0x40 gap before, 0x20 new table,
+	// low 2 bits track), time step in ms, DTS offset in ms, size / 8.
+	var es []fakeEntry
+	last := map[uint8]time.Time{}
+	now := t0
+	for i := 0; i+4 <= len(seq); i += 4 {
+		fl, step, off, size := seq[i], seq[i+1], seq[i+2], seq[i+3]
+		track := fl & 3
+		now = now.Add(time.Duration(step) * time.Millisecond)
+		at := now
+		if at.Before(last[track]) {
+			at = last[track]
 		}
-		// Each 4 bytes: flags (0x80 key, 0x40 gap before, 0x20 new table,
-		// low 2 bits track), time step in ms, DTS offset in ms, size / 8.
-		var es []fakeEntry
-		last := map[uint8]time.Time{}
-		now := t0
-		for i := 0; i+4 <= len(seq); i += 4 {
-			fl, step, off, size := seq[i], seq[i+1], seq[i+2], seq[i+3]
-			track := fl & 3
-			now = now.Add(time.Duration(step) * time.Millisecond)
-			at := now
-			if at.Before(last[track]) {
-				at = last[track]
+		last[track] = at
+		e := fakeEntry{frame: ringstore.Frame{Track: track, Time: at, Key: fl&0x80 != 0 || track != 0,
+			DTSOffset: time.Duration(off) * time.Millisecond, Data: avccFrame(4+3+int(size)*8, fl&0x80 != 0, i)}}
+		if i == 0 || fl&0x20 != 0 {
+			e.tracks = tracks
+			if fl&0x20 != 0 && i > 0 {
+				e.tracks = append([]ringstore.Track(nil), tracks...)
+				e.tracks[0].Config = [][]byte{benchSPS, append([]byte(nil), benchPPS[0], byte(i))}
 			}
-			last[track] = at
-			e := fakeEntry{frame: ringstore.Frame{Track: track, Time: at, Key: fl&0x80 != 0 || track != 0,
-				DTSOffset: time.Duration(off) * time.Millisecond, Data: avccFrame(4+3+int(size)*8, fl&0x80 != 0, i)}}
-			if i == 0 || fl&0x20 != 0 {
-				e.tracks = tracks
-				if fl&0x20 != 0 && i > 0 {
-					e.tracks = append([]ringstore.Track(nil), tracks...)
-					e.tracks[0].Config = [][]byte{benchSPS, append([]byte(nil), benchPPS[0], byte(i))}
-				}
-			}
-			if fl&0x40 != 0 {
-				e.gap = &ringstore.Gap{Start: at.Add(-time.Second), End: at, Cause: ringstore.GapStall}
-			}
-			es = append(es, e)
 		}
-		src := newFakeSource()
-		src.streams["cam1"] = es
-		ctx := context.Background()
-		p, err := Prepare(ctx, src, Options{Stream: "cam1", From: t0, To: now.Add(time.Millisecond)})
-		if err != nil {
-			return
+		if fl&0x40 != 0 {
+			e.gap = &ringstore.Gap{Start: at.Add(-time.Second), End: at, Cause: ringstore.GapStall}
 		}
-		var whole bytes.Buffer
-		if n, err := p.Write(ctx, &whole); err != nil || n != p.Size() || int64(whole.Len()) != p.Size() {
-			t.Fatalf("Write: %d bytes, %v; plan says %d", n, err, p.Size())
-		}
-		off := int64(rangeOff) % p.Size()
-		n := min(p.Size()-off, 1000)
-		var part bytes.Buffer
-		if err := p.WriteRange(ctx, &part, off, n); err != nil || !bytes.Equal(part.Bytes(), whole.Bytes()[off:off+n]) {
-			t.Fatalf("WriteRange(%d, %d): %v", off, n, err)
-		}
+		es = append(es, e)
+	}
+	src := newFakeSource()
+	src.streams["cam1"] = es
+	ctx := context.Background()
+	p, err := Prepare(ctx, src, Options{Stream: "cam1", From: t0, To: now.Add(time.Millisecond)})
+	if err != nil {
+		return
+	}
+	var whole bytes.Buffer
+	if n, err := p.Write(ctx, &whole); err != nil || n != p.Size() || int64(whole.Len()) != p.Size() {
+		t.Fatalf("Write: %d bytes, %v; plan says %d", n, err, p.Size())
+	}
+	off := int64(rangeOff) % p.Size()
+	n := min(p.Size()-off, 1000)
+	var part bytes.Buffer
+	if err := p.WriteRange(ctx, &part, off, n); err != nil || !bytes.Equal(part.Bytes(), whole.Bytes()[off:off+n]) {
+		t.Fatalf("WriteRange(%d, %d): %v", off, n, err)
+	}
 }
