@@ -126,3 +126,41 @@ func TestFrameRing(t *testing.T) {
 		t.Error("empty ring returned frames")
 	}
 }
+
+// TestTwoReaders checks that readers of one path get the same stream and
+// that the counters count it once.
+func TestTwoReaders(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, Options{}, map[string]PathConfig{"cam": {}})
+	a := readPath(t, s, "cam", readOpts{transport: gortsplib.TransportTCP})
+	b := readPath(t, s, "cam", readOpts{transport: gortsplib.TransportUDP})
+	b.waitFrames(t, 0, 5, 3*time.Second)
+	st := waitStats(t, s, "cam", 2*time.Second, func(st PathStats) bool { return st.Playing == 2 })
+	if st.Sessions != 2 {
+		t.Errorf("sessions %d, want 2", st.Sessions)
+	}
+	s1 := st
+	time.Sleep(500 * time.Millisecond)
+	va, vb := a.track(0), b.track(0)
+	s2, _ := s.Stats("cam")
+	if d := int(s2.Frames-s1.Frames) - 13; d < -3 || d > 3 {
+		t.Errorf("%d frames counted in 0.5 s with two readers, want about 12.5 (counted once)", s2.Frames-s1.Frames)
+	}
+	inA := make(map[uint32]bool)
+	for _, f := range va.frames {
+		inA[f.rtpTime] = true
+	}
+	common := 0
+	for _, f := range vb.frames {
+		if inA[f.rtpTime] {
+			common++
+		}
+	}
+	if common < len(vb.frames)-2 {
+		t.Errorf("readers share %d of %d frames", common, len(vb.frames))
+	}
+	a.c.Close()
+	waitStats(t, s, "cam", 2*time.Second, func(st PathStats) bool { return st.Playing == 1 })
+	n := len(b.track(0).frames)
+	b.waitFrames(t, 0, n+5, 2*time.Second)
+}

@@ -7,6 +7,7 @@ package camsim
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -41,6 +42,7 @@ type rtspServer struct {
 	udpAddr string // RTP port address, "" without UDP
 	lookup  func(name string) *path
 	closing <-chan struct{}
+	log     *slog.Logger
 
 	mu       sync.Mutex
 	sessions map[*gortsplib.ServerSession]*sessionInfo
@@ -59,6 +61,7 @@ func startRTSP(opts *Options, lookup func(string) *path, closing <-chan struct{}
 	r := &rtspServer{
 		lookup:   lookup,
 		closing:  closing,
+		log:      opts.Logger,
 		sessions: make(map[*gortsplib.ServerSession]*sessionInfo),
 		conns:    make(map[*gortsplib.ServerConn]*path),
 	}
@@ -214,6 +217,7 @@ func (r *rtspServer) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCt
 	r.mu.Unlock()
 	if info != nil && info.playing {
 		info.path.readerStopped()
+		r.log.Info("camsim reader stopped", "path", info.path.name, "reason", ctx.Error)
 	}
 }
 
@@ -257,6 +261,11 @@ func (r *rtspServer) OnResponse(sc *gortsplib.ServerConn, res *base.Response) {
 	r.mu.Unlock()
 	if start {
 		info.path.readerStarted()
+		tr := "?"
+		if t := ss.SetuppedTransport(); t != nil {
+			tr = t.String()
+		}
+		r.log.Info("camsim reader playing", "path", info.path.name, "remote", sc.NetConn().RemoteAddr().String(), "transport", tr)
 	}
 }
 

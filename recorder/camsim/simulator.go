@@ -287,7 +287,7 @@ func (s *Simulator) AddPath(name string, cfg PathConfig) error {
 		}
 	}
 	s.paths[name] = p
-	s.log.Info("camsim path added", "path", name, "video", cfg.Video, "audio", cfg.Audio,
+	s.log.Debug("camsim path added", "path", name, "video", cfg.Video, "audio", cfg.Audio,
 		"bitrate", loops[0].bitrate, "auth", cfg.User != "")
 	return nil
 }
@@ -361,9 +361,9 @@ func (s *Simulator) lookup(name string) *path {
 	return s.paths[name]
 }
 
-// Start listens and starts every path's timeline. The simulator runs until
-// ctx is done or Close is called; Close must be called either way to join
-// its goroutines.
+// Start listens and starts every path's timeline. When ctx is done the
+// paths stop sending (connections stay open); Close stops everything and
+// must be called in any case, also after Start failed.
 func (s *Simulator) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -398,7 +398,7 @@ func (s *Simulator) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	s.log.Info("camsim listening", "rtsp", r.addr, "udp", r.udpAddr, "control", s.ControlAddr(), "paths", len(s.paths))
+	s.log.Info("camsim listening", "rtsp", r.addr, "udp", r.udpAddr, "control", s.controlAddrLocked(), "paths", len(s.paths))
 	return nil
 }
 
@@ -452,6 +452,12 @@ func (s *Simulator) Addr() string {
 
 // ControlAddr returns the control endpoint's address ("" when none).
 func (s *Simulator) ControlAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.controlAddrLocked()
+}
+
+func (s *Simulator) controlAddrLocked() string {
 	if s.controlLn == nil {
 		return ""
 	}
