@@ -251,10 +251,6 @@ func cloneTracks(ts []Track) []Track {
 	return out
 }
 
-// The index is a bbolt file, which bbolt opens through the operating system
-// whatever the volume's vfs.FS: its file operations go through vfs.Default.
-var osFS = vfs.Default
-
 // openIndex opens an existing bbolt index. The index is a bbolt file, which
 // bbolt opens through the operating system whatever the volume's vfs.FS, so
 // index file operations use vfs.Default.
@@ -528,8 +524,8 @@ func keyAtOrBefore(tx *bolt.Tx, id uint32, t int64, maxBuckets int) (indexEntry,
 		prefix := binary.BigEndian.AppendUint32(nil, uint32(bk))
 		prefix = binary.BigEndian.AppendUint32(prefix, id)
 		hi := binary.BigEndian.AppendUint64(append([]byte(nil), prefix...), uint64(t)+1)
-		k, v := c.Seek(hi)
-		if k == nil {
+		var k, v []byte
+		if k, _ = c.Seek(hi); k == nil {
 			k, v = c.Last()
 		} else {
 			k, v = c.Prev()
