@@ -118,9 +118,18 @@ func (gortsplibConnector) connect(ctx context.Context, cfg connectConfig) (camCo
 	if err := c.Start2(); err != nil {
 		return nil, fmt.Errorf("start RTSP client: %w", err)
 	}
-	stop := context.AfterFunc(ctx, c.Close)
-	conn := &gortsplibConn{c: c, stop: stop, doneCh: make(chan struct{})}
+	conn := &gortsplibConn{c: c, stopCh: make(chan struct{}), doneCh: make(chan struct{})}
+	conn.wg.Add(2)
+	go func() { // closes the client when ctx ends (also during DESCRIBE/SETUP/PLAY)
+		defer conn.wg.Done()
+		select {
+		case <-ctx.Done():
+			c.Close()
+		case <-conn.stopCh:
+		}
+	}()
 	go func() {
+		defer conn.wg.Done()
 		conn.e = sessionError(c.Wait())
 		close(conn.doneCh)
 	}()
@@ -136,11 +145,12 @@ func (gortsplibConnector) connect(ctx context.Context, cfg connectConfig) (camCo
 
 type gortsplibConn struct {
 	c      *gortsplib.Client
-	stop   func() bool
 	ts     []trackInfo
+	stopCh chan struct{}
 	doneCh chan struct{}
 	e      error
 	once   sync.Once
+	wg     sync.WaitGroup
 }
 
 func (g *gortsplibConn) tracks() []trackInfo   { return g.ts }
@@ -161,9 +171,9 @@ func sessionError(err error) error {
 
 func (g *gortsplibConn) close() {
 	g.once.Do(func() {
-		g.stop()
+		close(g.stopCh)
 		g.c.Close()
-		<-g.doneCh
+		g.wg.Wait()
 	})
 }
 
