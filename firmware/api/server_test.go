@@ -346,6 +346,7 @@ func TestOpenAPIMatchesServer(t *testing.T) {
 		"Status": Status{}, "CameraCounts": CameraCounts{}, "StorageStatus": StorageStatus{}, "Alarm": Alarm{},
 		"Component": Component{}, "Camera": Camera{}, "Recordings": Recordings{}, "Span": Span{}, "Gap": Gap{},
 		"Event": Event{}, "Error": apiError{},
+		"BoardStatus": BoardStatus{}, "PSUStatus": PSUStatus{}, "BayStatus": BayStatus{}, "ArrayStatus": ArrayStatus{},
 	}
 	for name, v := range types {
 		schema, ok := doc.Components.Schemas[name]

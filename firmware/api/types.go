@@ -66,6 +66,45 @@ type Status struct {
 	Storage    StorageStatus `json:"storage"`
 	Alarms     []Alarm       `json:"alarms"`
 	Components []Component   `json:"components"`
+	Board      *BoardStatus  `json:"board,omitempty"`
+}
+
+// BoardStatus is the appliance hardware's health: PSUs, drive bays and md
+// arrays (absent when no board profile is in use).
+type BoardStatus struct {
+	Model         string        `json:"model"`
+	WatchdogReset bool          `json:"watchdog_reset"`
+	PSUs          []PSUStatus   `json:"psus"`
+	Bays          []BayStatus   `json:"bays"`
+	Arrays        []ArrayStatus `json:"arrays"`
+}
+
+// PSUStatus is one power supply.
+type PSUStatus struct {
+	Name    string   `json:"name"`
+	Present bool     `json:"present"`
+	Faults  []string `json:"faults"`
+	InputV  float64  `json:"input_volts"`
+	OutputW float64  `json:"output_watts"`
+	TempC   float64  `json:"temperature_celsius"`
+	Error   string   `json:"error,omitempty"`
+}
+
+// BayStatus is one drive bay.
+type BayStatus struct {
+	Name    string `json:"name"`
+	Present bool   `json:"present"`
+	Fault   bool   `json:"fault_led"`
+	Locate  bool   `json:"locate_led"`
+}
+
+// ArrayStatus is one md RAID array.
+type ArrayStatus struct {
+	Name      string  `json:"name"`
+	Recording bool    `json:"recording_volume"`
+	Health    string  `json:"health"`
+	Progress  float64 `json:"sync_progress"`
+	Error     string  `json:"error,omitempty"`
 }
 
 // CameraCounts summarises camera states.

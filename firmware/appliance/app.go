@@ -15,12 +15,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/nvrfw/nvr/board"
 	"github.com/nvrfw/nvr/firmware/api"
 	"github.com/nvrfw/nvr/firmware/config"
 	"github.com/nvrfw/nvr/firmware/console"
 	"github.com/nvrfw/nvr/firmware/events"
 	"github.com/nvrfw/nvr/firmware/netconf"
 	"github.com/nvrfw/nvr/recorder"
+	"github.com/nvrfw/nvr/ringstore/vfs"
+	"github.com/nvrfw/nvr/watchdog"
 )
 
 // Errors Run returns when the operator asked for a power action: the caller
@@ -74,6 +77,19 @@ type Options struct {
 	// the running version.
 	Firmware func(ctx context.Context) (console.FirmwareStatus, error)
 
+	// Board is the board profile whose PSUs, drive bays and md arrays are
+	// monitored; nil monitors none.
+	Board *board.Profile
+	// WatchdogPath is the hardware watchdog device, petted only while
+	// recording is healthy; "" means the board profile's, or none.
+	WatchdogPath string
+	// WatchdogTimeout is the watchdog's timeout; 0 means the profile's, else
+	// the watchdog package's default (30s).
+	WatchdogTimeout time.Duration
+	// BootCountPath, when set, is the file counting boots and watchdog
+	// resets (on the persistent config volume).
+	BootCountPath string
+
 	// StallAfter is how long a recording camera may go without a frame
 	// before health reports it; 0 means 10s.
 	StallAfter time.Duration
@@ -90,6 +106,15 @@ type Options struct {
 	// Ready, when set, is called once the store is open, cameras are started
 	// and the API (if any) listens; addr is the API's address.
 	Ready func(addr net.Addr)
+
+	test testHooks
+}
+
+// testHooks replace hardware and disks with fakes in this package's tests.
+type testHooks struct {
+	fs       vfs.FS                // the store's file system (a fault injector)
+	board    *board.MonitorOptions // a board made of fakes instead of hardware.Open
+	watchdog *watchdog.Options     // a fake device and fast timings instead of a real one
 }
 
 // App is the running appliance. The outer scope (event hub, configuration,
@@ -105,6 +130,9 @@ type App struct {
 	cfg      *config.Store // nil without ConfigPath
 	registry *prometheus.Registry
 	outer    *Supervisor
+
+	guard *watchdog.Guard // nil without a watchdog
+	board *board.Monitor  // nil without a board profile
 
 	mu       sync.RWMutex
 	rec      *recording // nil while (re)starting
@@ -182,6 +210,11 @@ func Run(ctx context.Context, opts Options) (err error) {
 		cancel := a.cfg.Subscribe(a.configChanged)
 		defer cancel()
 	}
+	hwComps, closeHW, err := a.hardwareComponents()
+	if err != nil {
+		return err
+	}
+	comps = append(comps, hwComps...)
 	a.outer, err = NewSupervisor(SupervisorOptions{Logger: a.log.With("component", "supervisor")}, comps...)
 	if err != nil {
 		return err
@@ -194,7 +227,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		defer close(outerDone)
 		a.outer.Run(ctx)
 	}()
-	defer func() { stop(); <-outerDone }()
+	defer func() { stop(); <-outerDone; closeHW() }()
 
 	readyOnce := sync.OnceFunc(func() {
 		if opts.Ready != nil {
@@ -220,7 +253,9 @@ func Run(ctx context.Context, opts Options) (err error) {
 		a.log.Info("recording restarts", "reason", req.reason)
 		ferr := error(nil)
 		if req.format {
+			release := a.holdWatchdog("format of the recording volume", 30*time.Minute)
 			ferr = a.formatVolume(ctx)
+			release()
 		}
 		if req.done != nil {
 			req.done <- ferr

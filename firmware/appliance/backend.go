@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/nvrfw/nvr/board"
 	"github.com/nvrfw/nvr/firmware/api"
 	"github.com/nvrfw/nvr/firmware/events"
 	"github.com/nvrfw/nvr/recorder"
@@ -68,6 +69,13 @@ func (b *backend) Status(context.Context) (api.Status, error) {
 	}
 	for _, c := range a.components() {
 		out.Components = append(out.Components, api.Component{Name: c.Name, State: string(c.State), Restarts: c.Restarts, LastError: c.LastError})
+	}
+	if bs, ok := a.boardStatus(); ok {
+		model := "test board"
+		if a.opts.Board != nil {
+			model = a.opts.Board.Model
+		}
+		out.Board = boardView(model, bs)
 	}
 	return out, nil
 }
@@ -193,4 +201,23 @@ func eventView(ev events.Event) api.Event {
 func (b *backend) Healthy(context.Context) (bool, []string) {
 	h := b.a.Health()
 	return h.OK, h.Failing
+}
+
+func boardView(model string, bs board.Status) *api.BoardStatus {
+	out := &api.BoardStatus{Model: model, WatchdogReset: bs.WatchdogReset, PSUs: []api.PSUStatus{}, Bays: []api.BayStatus{}, Arrays: []api.ArrayStatus{}}
+	for _, p := range bs.PSUs {
+		faults := p.Faults
+		if faults == nil {
+			faults = []string{}
+		}
+		out.PSUs = append(out.PSUs, api.PSUStatus{Name: p.Name, Present: p.Present, Faults: faults,
+			InputV: p.Reading.VIn, OutputW: p.Reading.POut, TempC: p.Reading.Temperature, Error: p.Err})
+	}
+	for _, b := range bs.Bays {
+		out.Bays = append(out.Bays, api.BayStatus{Name: b.Name, Present: b.Present, Fault: b.Fault, Locate: b.Locate})
+	}
+	for _, ar := range bs.Arrays {
+		out.Arrays = append(out.Arrays, api.ArrayStatus{Name: ar.Name, Recording: ar.Recording, Health: ar.Health.String(), Progress: ar.Progress, Error: ar.Err})
+	}
+	return out
 }

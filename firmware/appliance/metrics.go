@@ -3,6 +3,7 @@ package appliance
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nvrfw/nvr/board/mdraid"
 	"github.com/nvrfw/nvr/recorder"
 )
 
@@ -16,6 +17,7 @@ type collector struct {
 	retention, streamBytes                                                                   *prometheus.Desc
 	camUp, camFrames, camDropped, camReconnects, camBitrate, camFPS, camLastFrame            *prometheus.Desc
 	alarms, compRestarts, healthy                                                            *prometheus.Desc
+	psuPresent, psuFault, psuWatts, bayPresent, raidHealthy, raidProgress, watchdogPets      *prometheus.Desc
 }
 
 func newCollector(a *App) *collector {
@@ -45,6 +47,13 @@ func newCollector(a *App) *collector {
 		alarms:        d("nvr_alarms_active", "Active alarms by severity.", "severity"),
 		compRestarts:  d("nvr_component_restarts_total", "Restarts of a supervised component.", "component"),
 		healthy:       d("nvr_healthy", "1 when recording is healthy (what the watchdog and /healthz use)."),
+		psuPresent:    d("nvr_psu_present", "1 when the power supply answers on its bus.", "psu"),
+		psuFault:      d("nvr_psu_faulted", "1 while the power supply reports a fault.", "psu"),
+		psuWatts:      d("nvr_psu_output_watts", "Power supply output power (READ_POUT).", "psu"),
+		bayPresent:    d("nvr_bay_drive_present", "1 when a drive is in the bay.", "bay"),
+		raidHealthy:   d("nvr_raid_healthy", "1 when the md array is whole (not degraded, failed or rebuilding).", "array"),
+		raidProgress:  d("nvr_raid_sync_progress", "Progress 0..1 of a running resync or rebuild; -1 when none.", "array"),
+		watchdogPets:  d("nvr_watchdog_pets_total", "Successful hardware watchdog keepalives."),
 	}
 }
 
@@ -74,6 +83,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range c.a.components() {
 		cnt(c.compRestarts, float64(s.Restarts), s.Name)
 	}
+	c.collectHardware(g, cnt)
 	rec, err := c.a.current()
 	if err != nil {
 		return
@@ -108,5 +118,33 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		if !cs.LastFrame.IsZero() {
 			g(c.camLastFrame, float64(cs.LastFrame.UnixNano())/1e9, cs.Name)
 		}
+	}
+}
+
+func (c *collector) collectHardware(g, cnt func(*prometheus.Desc, float64, ...string)) {
+	b := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	if c.a.guard != nil {
+		cnt(c.watchdogPets, float64(c.a.guard.Status().Pets))
+	}
+	bs, ok := c.a.boardStatus()
+	if !ok {
+		return
+	}
+	for _, p := range bs.PSUs {
+		g(c.psuPresent, b(p.Present), p.Name)
+		g(c.psuFault, b(len(p.Faults) > 0), p.Name)
+		g(c.psuWatts, p.Reading.POut, p.Name)
+	}
+	for _, bay := range bs.Bays {
+		g(c.bayPresent, b(bay.Present), bay.Name)
+	}
+	for _, ar := range bs.Arrays {
+		g(c.raidHealthy, b(ar.Known && ar.Health == mdraid.Clean), ar.Name)
+		g(c.raidProgress, ar.Progress, ar.Name)
 	}
 }

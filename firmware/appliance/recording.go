@@ -41,7 +41,7 @@ func (a *App) dataDir() string {
 // storeOptions merges the command line over the configuration.
 func (a *App) storeOptions() ringstore.Options {
 	o := ringstore.Options{IndexPath: a.opts.IndexPath, CommitInterval: a.opts.CommitInterval,
-		Logger: a.log.With("component", "store"), OnAlarm: a.storeAlarm}
+		Logger: a.log.With("component", "store"), OnAlarm: a.storeAlarm, FS: a.opts.test.fs}
 	if a.cfg != nil {
 		if site, err := a.cfg.Site(); err == nil {
 			if o.IndexPath == "" {
