@@ -279,7 +279,7 @@ func (p *Plan) writeRange(ctx context.Context, w io.Writer, off, n int64) (int64
 		first := int64(math.MaxInt64)
 		for i, tp := range p.tracks {
 			if next[i] < len(tp.samples) {
-				first = min(first, tp.samples[next[i]].pts)
+				first = min(first, tp.samples[next[i]].dts())
 			}
 		}
 		from = p.Start.Add(time.Duration(first) - rereadMargin)
@@ -294,7 +294,7 @@ func (p *Plan) writeRange(ctx context.Context, w io.Writer, off, n int64) (int64
 		// Frames before the resume point with the same time as it are
 		// read again first: skip them by count.
 		if n := next[i]; n < len(tp.samples) {
-			for j := n - 1; j >= 0 && tp.samples[j].pts == tp.samples[n].pts; j-- {
+			for j := n - 1; j >= 0 && tp.samples[j].dts() == tp.samples[n].dts(); j-- {
 				pl.dups[i]++
 			}
 		}
@@ -377,3 +377,6 @@ type sampleMeta struct {
 	size   uint32
 	key    bool
 }
+
+// dts is the sample's decoding time, ns after Plan.Start.
+func (s sampleMeta) dts() int64 { return s.pts - s.dtsOff }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -281,7 +282,13 @@ func TestExportErrors(t *testing.T) {
 }
 
 func TestWriteRange(t *testing.T) {
-	rec := encode(t, encodeSpec{codec: ringstore.CodecH264, seconds: 12, audio: true})
+	for _, bframes := range []int{0, 2} {
+		t.Run(fmt.Sprintf("bframes=%d", bframes), func(t *testing.T) { testWriteRange(t, bframes) })
+	}
+}
+
+func testWriteRange(t *testing.T, bframes int) {
+	rec := encode(t, encodeSpec{codec: ringstore.CodecH264, seconds: 12, audio: true, bframes: bframes})
 	src := newFakeSource()
 	src.add("cam1", rec, t0, nil)
 	ctx := context.Background()
@@ -321,6 +328,19 @@ func TestWriteRange(t *testing.T) {
 		if tc.off+tc.n <= hdr && src.opens.Load() != opens {
 			t.Errorf("WriteRange(%d, %d) inside the header opened a reader", tc.off, tc.n)
 		}
+	}
+	// A range may start at any sample (B-frames: resuming between frames
+	// whose presentation times go backwards).
+	pos, next := hdr, make([]int, len(p.tracks))
+	for _, ti := range p.order {
+		n := min(2000, size-pos)
+		var part bytes.Buffer
+		if err := p.WriteRange(ctx, &part, pos, n); err != nil || !bytes.Equal(part.Bytes(), whole.Bytes()[pos:pos+n]) {
+			t.Fatalf("WriteRange at the sample at %d: %v", pos, err)
+		}
+		tp := p.tracks[ti]
+		pos += int64(tp.samples[next[ti]].size)
+		next[ti]++
 	}
 	// Then all at once: a Plan serves concurrent Range requests.
 	var wg sync.WaitGroup

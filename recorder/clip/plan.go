@@ -436,15 +436,18 @@ func (pl *payloader) get(want *trackPlan) ([]byte, error) {
 		}
 		i := pl.next[tp.idx]
 		s := tp.samples[i]
+		// Match on decoding time: it never decreases within a track in
+		// store order, presentation time does with B-frames.
 		pts := int64(rf.Time.Sub(pl.p.Start))
-		if pts < s.pts {
+		dts, sdts := pts-int64(rf.DTSOffset), s.dts()
+		if dts < sdts {
 			continue // skipped by the scan, or before the range
 		}
-		if pts == s.pts && pl.dups[tp.idx] > 0 {
+		if dts == sdts && pl.dups[tp.idx] > 0 {
 			pl.dups[tp.idx]--
 			continue // a frame with the same time before the range
 		}
-		if pts != s.pts || len(rf.Data) != int(s.size) {
+		if pts != s.pts || dts != sdts || len(rf.Data) != int(s.size) {
 			return nil, fmt.Errorf("%w: track %d frame %d is at %v with %d bytes, expected %v with %d",
 				ErrSourceChanged, tp.track.ID, i, time.Duration(pts), len(rf.Data), time.Duration(s.pts), s.size)
 		}
