@@ -63,8 +63,10 @@ func BenchmarkAppend200Streams(b *testing.B) {
 	seconds := envInt("NVR_BENCH_SECONDS", 8)
 	dir := benchDir(b)
 	total := int64(seconds) * streams * perSecond
-	size := (total + total/4) / (64 << 20) * (64 << 20)
-	size = max(size, 256<<20)
+	// Slots of 1 GiB, as Format picks for the multi-TB volumes of the
+	// design target (Size/64 clamped to 1 GiB), with room to spare.
+	const slot = 1 << 30
+	size := (total/slot + 2) * slot
 	ctx := context.Background()
 	// Frame payloads: a keyframe of 1/5 of the second, the rest equal.
 	key := make([]byte, perSecond/5)
@@ -77,7 +79,7 @@ func BenchmarkAppend200Streams(b *testing.B) {
 	}
 	for n := 0; n < b.N; n++ {
 		vdir := filepath.Join(dir, fmt.Sprintf("vol%d", n))
-		if _, err := Format(ctx, vdir, FormatOptions{Size: size}); err != nil {
+		if _, err := Format(ctx, vdir, FormatOptions{Size: size, SlotSize: slot}); err != nil {
 			b.Fatal(err)
 		}
 		s, err := Open(ctx, vdir, Options{CommitInterval: time.Hour, MaxPendingBytes: 4 * perSecond})
