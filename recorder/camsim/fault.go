@@ -58,11 +58,14 @@ type Fault struct {
 	Duration time.Duration
 	// Offset of FaultJump and FaultJumpNTP; must not be 0.
 	Offset time.Duration
-	// Count of FaultMalformed packets. Default 10.
+	// Count of FaultMalformed packets, at most 100000. Default 10.
 	Count int
 }
 
-const defaultMalformedCount = 10
+const (
+	defaultMalformedCount = 10
+	maxMalformedCount     = 100000
+)
 
 // Fault applies a fault switch to a path.
 func (s *Simulator) Fault(name string, f Fault) error {
@@ -70,8 +73,8 @@ func (s *Simulator) Fault(name string, f Fault) error {
 	if p == nil {
 		return fmt.Errorf("%w: %s", ErrNoPath, name)
 	}
-	if f.Duration < 0 || f.Count < 0 {
-		return fmt.Errorf("%w: negative fault argument", ErrBadConfig)
+	if f.Duration < 0 || f.Count < 0 || f.Count > maxMalformedCount {
+		return fmt.Errorf("%w: fault argument out of range (duration >= 0, 0 <= count <= %d)", ErrBadConfig, maxMalformedCount)
 	}
 	now := time.Now()
 	p.mu.Lock()

@@ -334,6 +334,7 @@ func TestFaultErrors(t *testing.T) {
 		{"cam", Fault{Kind: "explode"}, ErrBadConfig},
 		{"cam", Fault{Kind: FaultJump}, ErrBadConfig},
 		{"cam", Fault{Kind: FaultStall, Duration: -time.Second}, ErrBadConfig},
+		{"cam", Fault{Kind: FaultMalformed, Count: 1 << 40}, ErrBadConfig},
 		{"cam", Fault{Kind: FaultStall, Duration: time.Second}, nil},
 		{"cam", Fault{Kind: FaultDrop}, nil}, // not started: nothing to drop
 	} {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -251,8 +252,8 @@ func (s *Simulator) audioLoopLocked(codec AudioCodec) (*audioLoop, error) {
 // leading slash, e.g. "cam1" or "Streaming/Channels/101"). Its timeline
 // starts when the simulator starts, or now if it runs.
 func (s *Simulator) AddPath(name string, cfg PathConfig) error {
-	if name == "" || name[0] == '/' {
-		return fmt.Errorf("%w: path name %q", ErrBadConfig, name)
+	if err := validPathName(name); err != nil {
+		return err
 	}
 	if err := cfg.validate(); err != nil {
 		return fmt.Errorf("path %s: %w", name, err)
@@ -467,4 +468,21 @@ func (s *Simulator) controlAddrLocked() string {
 // URL returns the rtsp:// URL of a path, without credentials.
 func (s *Simulator) URL(name string) string {
 	return "rtsp://" + s.Addr() + "/" + name
+}
+
+// validPathName accepts names usable as the path of an rtsp:// URL: not
+// empty, no leading or trailing slash, no empty segment, no space, control
+// character, '?', '#' or '%', and no "trackID=" (gortsplib's SETUP suffix).
+func validPathName(name string) error {
+	bad := name == "" || name[0] == '/' || name[len(name)-1] == '/' ||
+		strings.Contains(name, "//") || strings.Contains(name, "trackID=")
+	for _, r := range name {
+		if r <= ' ' || r == 0x7f || r == '?' || r == '#' || r == '%' {
+			bad = true
+		}
+	}
+	if bad {
+		return fmt.Errorf("%w: path name %q", ErrBadConfig, name)
+	}
+	return nil
 }

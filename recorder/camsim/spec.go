@@ -17,7 +17,7 @@ import (
 func ParsePathSpec(spec string) (string, PathConfig, error) {
 	var cfg PathConfig
 	name, rest, _ := strings.Cut(spec, "=")
-	if name == "" || strings.HasPrefix(name, "/") || strings.ContainsAny(name, " ,?#") {
+	if err := validPathName(name); err != nil || strings.Contains(name, ",") {
 		return "", cfg, fmt.Errorf("%w: path spec %q: bad name", ErrBadConfig, spec)
 	}
 	if rest == "" {

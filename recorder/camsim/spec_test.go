@@ -21,6 +21,10 @@ func TestParsePathSpec(t *testing.T) {
 		{"", "", PathConfig{}, true},
 		{"=h264", "", PathConfig{}, true},
 		{"/cam=h264", "", PathConfig{}, true},
+		{"cam/=h264", "", PathConfig{}, true},
+		{"a//b", "", PathConfig{}, true},
+		{"a b=h264", "", PathConfig{}, true},
+		{"cam?x=1", "", PathConfig{}, true},
 		{"cam=vp8", "", PathConfig{}, true},
 		{"cam=h264,audio=opus", "", PathConfig{}, true},
 		{"cam=h264,bitrate=fast", "", PathConfig{}, true},
@@ -72,7 +76,7 @@ func FuzzParsePathSpec(f *testing.F) {
 			}
 			return
 		}
-		if name == "" || cfg.validate() != nil || cfg.Bitrate < 0 {
+		if validPathName(name) != nil || cfg.validate() != nil || cfg.Bitrate < 0 {
 			t.Fatalf("accepted %q as %q %+v", spec, name, cfg)
 		}
 	})
