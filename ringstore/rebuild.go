@@ -3,6 +3,7 @@ package ringstore
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/nvrfw/nvr/ringstore/vfs"
 )
@@ -311,6 +313,9 @@ func Rebuild(ctx context.Context, dir string, opts Options) error {
 		return fmt.Errorf("rebuild %s: %w", dir, err)
 	}
 	ip := indexPathOr(dir, opts.IndexPath)
+	if err := indexNotInUse(ip); err != nil {
+		return fmt.Errorf("rebuild %s: %w", dir, err)
+	}
 	tmp := ip + ".rebuild"
 	if ok, _ := vfs.Default.Exists(tmp); ok {
 		if err := vfs.Default.Remove(tmp); err != nil {
@@ -468,4 +473,21 @@ func lineDiff(a, b string, max int) string {
 		}
 	}
 	return out.String()
+}
+
+// indexNotInUse fails when a store holds the index at p open (bbolt's file
+// lock), so Rebuild never replaces the index under a running store.
+func indexNotInUse(p string) error {
+	ok, err := vfs.Default.Exists(p)
+	if err != nil || !ok {
+		return err
+	}
+	db, err := bolt.Open(p, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return fmt.Errorf("index %s is in use by an open store", p)
+		}
+		return nil // unreadable: it is being replaced anyway
+	}
+	return db.Close()
 }

@@ -91,7 +91,8 @@ type Store struct {
 	durable uint64
 	indexed uint64        // every seq <= it is durable and in the index (visible to reads)
 	durCh   chan struct{} // closed and replaced each time durable or indexed moves
-	stopped bool          // the writer has exited: nothing more becomes durable
+	stopped bool          // the writer has exited or failed: nothing more becomes durable
+	fatal   error         // why the writer failed, if it did
 
 	kick      chan struct{}
 	cancel    context.CancelFunc
@@ -291,6 +292,16 @@ func (s *Store) setDurable(seq uint64) {
 	s.durMu.Unlock()
 }
 
+// setFatal records that the writer cannot go on: waiters return err.
+func (s *Store) setFatal(err error) {
+	s.durMu.Lock()
+	s.fatal = err
+	s.stopped = true
+	close(s.durCh)
+	s.durCh = make(chan struct{})
+	s.durMu.Unlock()
+}
+
 func (s *Store) setIndexed(seq uint64) {
 	s.durMu.Lock()
 	if seq > s.indexed {
@@ -319,6 +330,12 @@ func (s *Store) wait(ctx context.Context, seq uint64, indexed bool) error {
 			return nil
 		}
 		if stopped {
+			s.durMu.Lock()
+			fatal := s.fatal
+			s.durMu.Unlock()
+			if fatal != nil {
+				return fmt.Errorf("wait for seq %d: the writer stopped: %w (%w)", seq, fatal, ErrClosed)
+			}
 			return fmt.Errorf("wait for seq %d: %w", seq, ErrClosed)
 		}
 		select {

@@ -652,7 +652,7 @@ func (f *faultFS) OpenReadWrite(name string) (vfs.File, error) {
 func (f *faultFS) fail(name, op string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if name == f.target && op == f.op {
+	if (name == f.target || f.target == "*") && op == f.op {
 		f.fired++
 		return fmt.Errorf("injected %s failure on %s", op, name)
 	}
@@ -759,5 +759,41 @@ func TestStatsAndReadAfterCursor(t *testing.T) {
 	}
 	if frames != 2*3*25*3 || opens != 1 {
 		t.Fatalf("cursor saw %d frames and %d open records", frames, opens)
+	}
+}
+
+func TestEverySlotFailingStopsTheWriter(t *testing.T) {
+	checkNoLeak(t)
+	e := newEnv(t, 4<<20, 1<<20)
+	ffs := &faultFS{FS: vfs.Default}
+	e.opt.FS = ffs
+	var alarms []Alarm
+	e.opt.OnAlarm = func(a Alarm) { alarms = append(alarms, a) }
+	s := e.open(t)
+	w, _ := s.Stream("cam")
+	ffs.mu.Lock()
+	ffs.target, ffs.op = "*", "sync"
+	ffs.mu.Unlock()
+	seq := gop(t, w, testBase, 1, 1000)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := s.Flush(ctx)
+	if !errors.Is(err, ErrClosed) || s.Durable() >= seq {
+		t.Fatalf("Flush with every slot failing: %v (durable %d, seq %d)", err, s.Durable(), seq)
+	}
+	if len(alarms) < 4 || alarms[len(alarms)-1].Kind != "no-slot" {
+		t.Fatalf("alarms %+v", alarms)
+	}
+	if err := s.Close(); err == nil {
+		t.Fatal("Close after the writer failed returned nil")
+	}
+}
+
+func TestRebuildRefusesAnOpenStore(t *testing.T) {
+	e := newEnv(t, 4<<20, 1<<20)
+	s := e.open(t)
+	defer s.Close()
+	if err := Rebuild(context.Background(), e.dir, Options{}); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("Rebuild under an open store: %v", err)
 	}
 }

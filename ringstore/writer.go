@@ -99,6 +99,7 @@ func (s *Store) commit() {
 		if err := s.writeBatch(recs); err != nil {
 			s.w.err = err
 			s.alarm("no-slot", s.w.head, err)
+			s.setFatal(err)
 			return
 		}
 		s.setDurable(maxSeq)
