@@ -227,15 +227,21 @@ func recordable(f format.Format) (trackInfo, depacketize, bool) {
 			return trackInfo{}, nil, false
 		}
 		info := trackInfo{codec: ringstore.CodecH264, clockRate: 90000, params: paramSets{sps: f.SPS, pps: f.PPS}}
+		var au auTimestamp
 		return info, func(pkt *rtp.Packet) ([]unit, error) {
 			nalus, err := d.Decode(pkt)
 			if err != nil {
-				if errors.Is(err, rtph264.ErrMorePacketsNeeded) || errors.Is(err, rtph264.ErrNonStartingPacketAndNoPrevious) {
+				if errors.Is(err, rtph264.ErrMorePacketsNeeded) {
+					au.pending(pkt.Timestamp)
+					return nil, nil
+				}
+				au.reset()
+				if errors.Is(err, rtph264.ErrNonStartingPacketAndNoPrevious) {
 					return nil, nil
 				}
 				return nil, err
 			}
-			return []unit{{ts: pkt.Timestamp, nalus: cloneAll(nalus)}}, nil
+			return []unit{{ts: au.complete(pkt.Timestamp), nalus: cloneAll(nalus)}}, nil
 		}, true
 	case *format.H265:
 		d, err := f.CreateDecoder()
@@ -344,6 +350,38 @@ func latmDepacketizer(f *format.MPEG4AudioLATM) (trackInfo, depacketize, bool) {
 		return audioUnits(pkt.Timestamp, spf, aus), nil
 	}, true
 }
+
+// auTimestamp tracks the RTP timestamp of the H.264 access unit being
+// assembled. gortsplib's H.264 decoder also ends an access unit when the
+// timestamp changes (cameras that never set the marker bit): the unit it then
+// returns is the previous one, with the previous packet's timestamp.
+type auTimestamp struct {
+	ts   uint32
+	have bool
+}
+
+// pending records that an access unit with timestamp ts is being assembled.
+func (a *auTimestamp) pending(ts uint32) {
+	if !a.have {
+		a.ts, a.have = ts, true
+	}
+}
+
+// complete returns the timestamp of the access unit the decoder returned
+// for a packet with timestamp ts.
+func (a *auTimestamp) complete(ts uint32) uint32 {
+	if a.have && a.ts != ts {
+		// Split by timestamp: the returned unit is the previous one; the
+		// packet started the next, still buffered in the decoder.
+		prev := a.ts
+		a.ts = ts
+		return prev
+	}
+	a.have = false
+	return ts
+}
+
+func (a *auTimestamp) reset() { a.have = false }
 
 // audioUnits spreads the access units of one packet over consecutive frame
 // times.

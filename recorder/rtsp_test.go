@@ -5,6 +5,7 @@ package recorder
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
@@ -200,4 +201,50 @@ func FuzzDepacketize(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestH264WithoutMarker: cameras that never set the RTP marker bit have
+// their access units split by timestamp, each with its own timestamp.
+func TestH264WithoutMarker(t *testing.T) {
+	_, dec, ok := recordable(&format.H264{PayloadTyp: 96, PacketizationMode: 1})
+	if !ok {
+		t.Fatal("not recordable")
+	}
+	big := append([]byte{0x41}, bytes.Repeat([]byte{0x9a}, 3000)...)
+	type pkt struct {
+		ts      uint32
+		payload []byte
+	}
+	var pkts []pkt
+	for i, au := range [][][]byte{{testSPS1080, testPPS, testIDR}, {testP}, {big}, {testP}} {
+		ts := uint32(1000 + i*3600)
+		e := &format.H264{PayloadTyp: 96, PacketizationMode: 1}
+		enc, err := e.CreateEncoder()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps, err := enc.Encode(au)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range ps {
+			pkts = append(pkts, pkt{ts, p.Payload})
+		}
+	}
+	var got []uint32
+	var sizes []int
+	for i, p := range pkts {
+		units, err := dec(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: p.ts}, Payload: p.payload})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range units {
+			got = append(got, u.ts)
+			sizes = append(sizes, len(u.nalus))
+		}
+	}
+	want := []uint32{1000, 4600, 8200} // the last unit waits for a next timestamp
+	if fmt.Sprint(got) != fmt.Sprint(want) || fmt.Sprint(sizes) != "[3 1 1]" {
+		t.Fatalf("units at %v with %v NALUs, want %v with [3 1 1]", got, sizes, want)
+	}
 }
