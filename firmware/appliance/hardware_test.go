@@ -175,16 +175,22 @@ func (s *sseEvents) board() []string {
 // store holds for the same range: it returns both counts.
 func (r *rig) framesKept(from, to time.Time) (sent, kept int) {
 	r.t.Helper()
-	frames, err := r.sim.SentFrames("cam1", from, to)
-	if err != nil {
-		r.t.Fatal(err)
-	}
 	st, err := ringstore.Open(context.Background(), r.data, ringstore.Options{})
 	if err != nil {
 		r.t.Fatal(err)
 	}
 	defer st.Close()
-	rd, err := st.Frames("cam1", from.Add(-5*time.Second), to.Add(5*time.Second))
+	return r.framesKeptIn(st, "cam1", from, to)
+}
+
+// framesKeptIn compares one camera's sent and stored frames in [from, to).
+func (r *rig) framesKeptIn(st *ringstore.Store, cam string, from, to time.Time) (sent, kept int) {
+	r.t.Helper()
+	frames, err := r.sim.SentFrames(cam, from, to)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	rd, err := st.Frames(cam, from.Add(-5*time.Second), to.Add(5*time.Second))
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -230,7 +236,9 @@ func (r *rig) framesKept(from, to time.Time) (sent, kept int) {
 			offset += d
 		}
 	}
-	r.t.Logf("store times end %v from the simulator's capture times (recorder clock slew)", offset)
+	if testing.Verbose() {
+		r.t.Logf("%s: store times end %v from the simulator's capture times (recorder clock slew)", cam, offset)
+	}
 	return len(frames), kept
 }
 
