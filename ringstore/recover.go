@@ -217,7 +217,11 @@ func (s *Store) recover(ctx context.Context) error {
 	if fresh {
 		s.slots[w.head] = slotHdr{baseGen: gen, state: slotHead}
 	}
-	s.applyPart(recs, entries, end)
+	if end > w.off {
+		// Records after the checkpoint (the write position, 4 KiB
+		// aligned); nothing found leaves the head's end as it was.
+		s.applyPart(recs, entries, end)
+	}
 	s.metaMu.Lock()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if err := s.putHeadLocked(tx); err != nil {
