@@ -37,6 +37,7 @@ configured by --paths-spec. With --control, faults are switched over HTTP:
 
   curl -X POST '127.0.0.1:8555/paths/cam1/fault?kind=stall&for=10s'
   curl 127.0.0.1:8555/paths          # counters of every path (JSON)
+  curl 127.0.0.1:8555/paths/cam1/frames?since=2026-11-25T17:00:00Z
 
 Fault kinds: drop, stall (for=), jump (by=, e.g. 1h or -30s), jump-ntp (by=),
 params, malformed (count=), refuse-auth, never-answer (for=), clear.`,
@@ -53,6 +54,7 @@ params, malformed (count=), refuse-auth, never-answer (for=), clear.`,
 			clips := fs.String("clips", "", "clip `directory` (default: the nearest testdata/clips above the working directory)")
 			auth := fs.String("auth", "any", "authentication `schemes` offered for paths with user=: any, basic or digest")
 			sr := fs.Duration("sr-period", camsim.DefaultSenderReportPeriod, "RTCP sender report `interval`")
+			history := fs.Int("frame-history", camsim.DefaultFrameHistory, "sent frames each path remembers for GET /paths/NAME/frames (`N`; 0 none)")
 			level := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 			return func(ctx context.Context, env Env, args []string) error {
 				if len(args) > 0 {
@@ -71,9 +73,13 @@ params, malformed (count=), refuse-auth, never-answer (for=), clear.`,
 				default:
 					return usageErrorf("--auth %q: want any, basic or digest", *auth)
 				}
+				if *history <= 0 {
+					*history = -1 // camsim: negative keeps none
+				}
 				opts := camsim.Options{
 					Address: *listen, UDPAddress: *udp, DisableUDP: *noUDP, ControlAddress: *control,
-					ClipDir: *clips, Auth: mode, SenderReportPeriod: *sr, Logger: env.Logger(lvl),
+					ClipDir: *clips, Auth: mode, SenderReportPeriod: *sr, FrameHistory: *history,
+					Logger: env.Logger(lvl),
 				}
 				return runCamsim(ctx, opts, specs, *n, *genSpec, *prefix)
 			}

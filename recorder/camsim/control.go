@@ -14,6 +14,8 @@ import (
 //
 //	GET  /paths                      every path's PathStats (JSON array)
 //	GET  /paths/NAME                 one path's PathStats (JSON)
+//	GET  /paths/NAME/frames          the remembered SentFrames (JSON array); optional
+//	     since=TIME, until=TIME      (RFC 3339, e.g. 2026-11-25T17:00:00.5Z) bound Time to [since, until)
 //	POST /paths/NAME/fault?kind=K    apply a fault; arguments:
 //	     for=DURATION  FaultStall, FaultNeverAnswer (Go duration, e.g. 5s; absent: until kind=clear)
 //	     by=OFFSET     FaultJump, FaultJumpNTP (e.g. 1h, -30s)
@@ -54,6 +56,10 @@ func (s *Simulator) serveControl(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "use GET", http.StatusMethodNotAllowed)
 		return
 	}
+	if name, ok := strings.CutSuffix(rest, "/frames"); ok && name != "" {
+		s.serveFrames(w, r, name)
+		return
+	}
 	if rest == "" {
 		names := s.Paths()
 		out := make([]PathStats, 0, len(names))
@@ -71,6 +77,33 @@ func (s *Simulator) serveControl(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, st)
+}
+
+func (s *Simulator) serveFrames(w http.ResponseWriter, r *http.Request, name string) {
+	q := r.URL.Query()
+	since, until := time.Time{}, time.Now().Add(time.Hour)
+	for _, b := range []struct {
+		key string
+		t   *time.Time
+	}{{"since", &since}, {"until", &until}} {
+		if v := q.Get(b.key); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				controlError(w, fmt.Errorf("%w: %s: %w", ErrBadConfig, b.key, err))
+				return
+			}
+			*b.t = t
+		}
+	}
+	frames, err := s.SentFrames(name, since, until)
+	if err != nil {
+		controlError(w, err)
+		return
+	}
+	if frames == nil {
+		frames = []SentFrame{}
+	}
+	writeJSON(w, frames)
 }
 
 // parseFaultQuery reads a Fault from a control request's query.

@@ -73,6 +73,16 @@ func TestLifecycleNoLeaks(t *testing.T) {
 	if err != nil || len(all) != 2 || all[0].Path != "b" || all[1].Path != "c" {
 		t.Errorf("GET /paths: %v %+v", err, all)
 	}
+	res, err = hc.Get("http://" + s.ControlAddr() + "/paths/c/frames")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames []SentFrame
+	err = json.NewDecoder(res.Body).Decode(&frames)
+	res.Body.Close()
+	if err != nil || len(frames) < 5 || !frames[0].Time.Before(frames[len(frames)-1].Time) {
+		t.Errorf("GET /paths/c/frames: %v, %d frames", err, len(frames))
+	}
 
 	mustFault(t, s, "b", Fault{Kind: FaultNeverAnswer})
 	held := make(chan error, 1)
@@ -137,6 +147,10 @@ func TestControlHandler(t *testing.T) {
 		{"POST", "/paths/cam1/fault?kind=malformed&count=3", 200, `"ok": true`},
 		{"POST", "/paths/cam1/fault?kind=never-answer&for=1s", 200, `"ok": true`},
 		{"POST", "/paths/cam1/fault?kind=clear", 200, `"ok": true`},
+		{"GET", "/paths/cam1/frames", 200, "["},
+		{"GET", "/paths/cam1/frames?since=2026-01-01T00:00:00Z&until=2099-01-01T00:00:00.5Z", 200, "["},
+		{"GET", "/paths/cam1/frames?since=yesterday", 400, "since"},
+		{"GET", "/paths/nope/frames", 404, ""},
 	} {
 		t.Run(tt.method+" "+tt.url, func(t *testing.T) {
 			rec := httptest.NewRecorder()
