@@ -249,15 +249,34 @@ func recordable(f format.Format) (trackInfo, depacketize, bool) {
 			return trackInfo{}, nil, false
 		}
 		info := trackInfo{codec: ringstore.CodecH265, clockRate: 90000, params: paramSets{vps: f.VPS, sps: f.SPS, pps: f.PPS}}
+		var au auTimestamp
 		return info, func(pkt *rtp.Packet) ([]unit, error) {
+			var out []unit
+			if au.have && au.ts != pkt.Timestamp {
+				// The previous access unit never got its marker bit (the
+				// H.265 decoder does not split by timestamp): end it with
+				// a marked access unit delimiter, dropped again here.
+				end := &rtp.Packet{Header: rtp.Header{Version: 2, Marker: true, Timestamp: au.ts,
+					SequenceNumber: pkt.SequenceNumber - 1, SSRC: pkt.SSRC, PayloadType: pkt.PayloadType}, Payload: h265EndMarker}
+				if nalus, err := d.Decode(end); err == nil && len(nalus) > 1 {
+					out = append(out, unit{ts: au.ts, nalus: cloneAll(nalus[:len(nalus)-1])})
+				}
+				au.reset()
+			}
 			nalus, err := d.Decode(pkt)
 			if err != nil {
-				if errors.Is(err, rtph265.ErrMorePacketsNeeded) || errors.Is(err, rtph265.ErrNonStartingPacketAndNoPrevious) {
-					return nil, nil
+				if errors.Is(err, rtph265.ErrMorePacketsNeeded) {
+					au.pending(pkt.Timestamp)
+					return out, nil
 				}
-				return nil, err
+				au.reset()
+				if errors.Is(err, rtph265.ErrNonStartingPacketAndNoPrevious) {
+					return out, nil
+				}
+				return out, err
 			}
-			return []unit{{ts: pkt.Timestamp, nalus: cloneAll(nalus)}}, nil
+			au.reset()
+			return append(out, unit{ts: pkt.Timestamp, nalus: cloneAll(nalus)}), nil
 		}, true
 	case *format.MPEG4Audio:
 		return aacDepacketizer(f)
@@ -350,6 +369,10 @@ func latmDepacketizer(f *format.MPEG4AudioLATM) (trackInfo, depacketize, bool) {
 		return audioUnits(pkt.Timestamp, spf, aus), nil
 	}, true
 }
+
+// h265EndMarker is an H.265 access unit delimiter NALU, used to end an
+// access unit whose last packet lacked the marker bit.
+var h265EndMarker = []byte{0x46, 0x01, 0x50}
 
 // auTimestamp tracks the RTP timestamp of the H.264 access unit being
 // assembled. gortsplib's H.264 decoder also ends an access unit when the

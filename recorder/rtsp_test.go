@@ -203,48 +203,56 @@ func FuzzDepacketize(f *testing.F) {
 	})
 }
 
-// TestH264WithoutMarker: cameras that never set the RTP marker bit have
-// their access units split by timestamp, each with its own timestamp.
-func TestH264WithoutMarker(t *testing.T) {
-	_, dec, ok := recordable(&format.H264{PayloadTyp: 96, PacketizationMode: 1})
-	if !ok {
-		t.Fatal("not recordable")
+// TestVideoWithoutMarker: cameras that never set the RTP marker bit have
+// their access units split by timestamp, each with its own timestamp and
+// NALUs.
+func TestVideoWithoutMarker(t *testing.T) {
+	big264 := append([]byte{0x41}, bytes.Repeat([]byte{0x9a}, 3000)...)
+	big265 := append([]byte{0x02, 0x01}, bytes.Repeat([]byte{0x9a}, 3000)...)
+	tests := []struct {
+		name  string
+		f     func() format.Format
+		aus   [][][]byte
+		sizes string
+	}{
+		{"H.264", func() format.Format { return &format.H264{PayloadTyp: 96, PacketizationMode: 1} },
+			[][][]byte{{testSPS1080, testPPS, testIDR}, {testP}, {big264}, {testP}}, "[3 1 1]"},
+		{"H.265", func() format.Format { return &format.H265{PayloadTyp: 96} },
+			[][][]byte{{testVPS265, testSPS265, testPPS265, testIDR265}, {testTRAIL265}, {big265}, {testTRAIL265}}, "[4 1 1]"},
 	}
-	big := append([]byte{0x41}, bytes.Repeat([]byte{0x9a}, 3000)...)
-	type pkt struct {
-		ts      uint32
-		payload []byte
-	}
-	var pkts []pkt
-	for i, au := range [][][]byte{{testSPS1080, testPPS, testIDR}, {testP}, {big}, {testP}} {
-		ts := uint32(1000 + i*3600)
-		e := &format.H264{PayloadTyp: 96, PacketizationMode: 1}
-		enc, err := e.CreateEncoder()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ps, err := enc.Encode(au)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, p := range ps {
-			pkts = append(pkts, pkt{ts, p.Payload})
-		}
-	}
-	var got []uint32
-	var sizes []int
-	for i, p := range pkts {
-		units, err := dec(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: p.ts}, Payload: p.payload})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, u := range units {
-			got = append(got, u.ts)
-			sizes = append(sizes, len(u.nalus))
-		}
-	}
-	want := []uint32{1000, 4600, 8200} // the last unit waits for a next timestamp
-	if fmt.Sprint(got) != fmt.Sprint(want) || fmt.Sprint(sizes) != "[3 1 1]" {
-		t.Fatalf("units at %v with %v NALUs, want %v with [3 1 1]", got, sizes, want)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, dec, ok := recordable(tc.f())
+			if !ok {
+				t.Fatal("not recordable")
+			}
+			var got []uint32
+			var sizes []int
+			seq := uint16(0)
+			for i, au := range tc.aus {
+				ts := uint32(1000 + i*3600)
+				for _, p := range encodeFor(t, tc.f(), [][][]byte{au}) {
+					p.Marker = false
+					p.Timestamp = ts
+					p.SequenceNumber = seq
+					seq++
+					units, err := dec(p)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, u := range units {
+						got = append(got, u.ts)
+						sizes = append(sizes, len(u.nalus))
+						if !equalNALUs(u.nalus, tc.aus[len(got)-1]) {
+							t.Fatalf("unit %d: NALUs %x", len(got)-1, u.nalus)
+						}
+					}
+				}
+			}
+			want := []uint32{1000, 4600, 8200} // the last unit waits for a next timestamp
+			if fmt.Sprint(got) != fmt.Sprint(want) || fmt.Sprint(sizes) != tc.sizes {
+				t.Fatalf("units at %v with %v NALUs, want %v with %s", got, sizes, want, tc.sizes)
+			}
+		})
 	}
 }
