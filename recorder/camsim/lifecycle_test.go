@@ -44,7 +44,9 @@ func TestLifecycleNoLeaks(t *testing.T) {
 	if err := s.AddPath("c", PathConfig{Audio: PCMU}); err != nil {
 		t.Fatal(err)
 	}
-	readPath(t, s, "c", readOpts{transport: gortsplib.TransportTCP}).waitFrames(t, 1, 5, 3*time.Second)
+	rc := readPath(t, s, "c", readOpts{transport: gortsplib.TransportTCP})
+	rc.waitFrames(t, 1, 5, 3*time.Second)
+	rc.waitFrames(t, 0, 5, 3*time.Second)
 	if err := s.AddPath("c", PathConfig{}); !errors.Is(err, ErrPathExists) {
 		t.Errorf("AddPath twice: %v, want ErrPathExists", err)
 	}
