@@ -125,6 +125,13 @@ func TestQEMUSmoke(t *testing.T) {
 // key) a bundle whose initramfs is not one.
 func packBroken(t *testing.T, dir, kernel string, keys []ed25519.PublicKey) *bundle.Bundle {
 	t.Helper()
+	return packTest(t, filepath.Join(dir, "broken.nvrfw"), "0.0.1-broken", kernel, []byte("this is not an initramfs\n"), keys)
+}
+
+// packTest signs a bundle of kernel (a file) and initramfs (bytes) with the
+// development key next to the trusted public key, and opens it.
+func packTest(t *testing.T, path, version, kernel string, initramfs []byte, keys []ed25519.PublicKey) *bundle.Bundle {
+	t.Helper()
 	raw, err := os.ReadFile(strings.TrimSuffix(pubkeyRel, ".pub"))
 	if err != nil {
 		t.Fatal(err)
@@ -133,16 +140,15 @@ func packBroken(t *testing.T, dir, kernel string, keys []ed25519.PublicKey) *bun
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, "broken.nvrfw")
 	out, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { out.Close() })
-	_, err = bundle.Pack(out, priv, bundle.Manifest{Version: "0.0.1-broken", Boards: []string{"qemu"}}, []bundle.Source{
+	_, err = bundle.Pack(out, priv, bundle.Manifest{Version: version, Boards: []string{"qemu"}}, []bundle.Source{
 		{Name: bundle.PartKernel, Open: func() (io.ReadCloser, error) { return os.Open(kernel) }},
 		{Name: bundle.PartInitramfs, Open: func() (io.ReadCloser, error) {
-			return io.NopCloser(strings.NewReader("this is not an initramfs\n")), nil
+			return io.NopCloser(bytes.NewReader(initramfs)), nil
 		}},
 	})
 	if err != nil {
@@ -312,7 +318,8 @@ func startSlot(t *testing.T, ctx context.Context, qemu string, m *slots.Manager,
 		t.Fatal(err)
 	}
 	cmdline := "console=ttyS0 panic=-1 " + slots.CmdlineKey + "=" + string(slot)
-	v := startVM(t, ctx, qemu, kernel, initrd, cmdline, filepath.Join(logDir, "serial-"+tag+"-"+string(slot)+".log"))
+	v := startVM(t, ctx, qemu, []string{"-kernel", kernel, "-initrd", initrd, "-append", cmdline},
+		filepath.Join(logDir, "serial-"+tag+"-"+string(slot)+".log"))
 	t.Cleanup(func() { v.stop(t) })
 	return slot, v
 }
@@ -353,16 +360,17 @@ type vm struct {
 	stopped bool
 }
 
-func startVM(t *testing.T, ctx context.Context, qemu, kernel, initrd, cmdline, logPath string) *vm {
+// startVM starts QEMU (software emulation, no reboot, 256 MiB) with
+// bootArgs (-kernel... or -drive...) and the serial console on a socket.
+func startVM(t *testing.T, ctx context.Context, qemu string, bootArgs []string, logPath string) *vm {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "serial.sock")
-	args := []string{
+	args := append([]string{
 		"-nodefaults", "-display", "none", "-no-reboot", "-m", "256",
 		"-accel", "tcg", "-cpu", "max",
-		"-kernel", kernel, "-initrd", initrd, "-append", cmdline,
 		"-chardev", "socket,id=ser0,path=" + sock + ",server=on,wait=on",
 		"-serial", "chardev:ser0",
-	}
+	}, bootArgs...)
 	cmd := exec.CommandContext(ctx, qemu, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
