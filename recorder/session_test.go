@@ -79,8 +79,8 @@ func testOptions() recorder.Options {
 	}
 	return recorder.Options{
 		Logger:       log,
-		ReadTimeout:  2 * time.Second,
-		StallTimeout: 700 * time.Millisecond,
+		ReadTimeout:  3 * time.Second,
+		StallTimeout: 1500 * time.Millisecond,
 		BackoffMin:   50 * time.Millisecond,
 		BackoffMax:   400 * time.Millisecond,
 		HealthyAfter: time.Second,
@@ -229,7 +229,7 @@ func TestFaults(t *testing.T) {
 		},
 		{
 			name: "stall with TCP open", path: camsim.PathConfig{},
-			faults: []camsim.Fault{{Kind: camsim.FaultStall, Duration: 2 * time.Second}}, wantGap: ringstore.GapStall,
+			faults: []camsim.Fault{{Kind: camsim.FaultStall, Duration: 4 * time.Second}}, wantGap: ringstore.GapStall,
 		},
 		{
 			name: "RTP timestamps jump an hour forward", path: camsim.PathConfig{Audio: camsim.PCMU},
@@ -289,7 +289,7 @@ func TestFaults(t *testing.T) {
 		},
 		{
 			name: "camera never answers", path: camsim.PathConfig{},
-			faults: []camsim.Fault{{Kind: camsim.FaultDrop}, {Kind: camsim.FaultNeverAnswer, Duration: 4500 * time.Millisecond}}, wantGap: ringstore.GapCameraOffline,
+			faults: []camsim.Fault{{Kind: camsim.FaultDrop}, {Kind: camsim.FaultNeverAnswer, Duration: 7 * time.Second}}, wantGap: ringstore.GapCameraOffline,
 			check: func(t *testing.T, w *fakeWriter, st recorder.Status, ps camsim.PathStats) {
 				if st.Reconnects < 2 {
 					t.Errorf("reconnects %d, want the hung attempts to time out and retry", st.Reconnects)
