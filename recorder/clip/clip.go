@@ -192,6 +192,9 @@ type Plan struct {
 	header []byte  // ftyp, moov and the mdat box header
 	size   int64
 	readTo time.Time // just after the last sample: the end of re-reads
+	// resumable: decoding times never decrease within a track, so a range
+	// can re-read footage from shortly before it rather than from Start.
+	resumable bool
 }
 
 // Size returns the clip's total size in bytes.
@@ -261,7 +264,7 @@ func (p *Plan) writeRange(ctx context.Context, w io.Writer, off, n int64) (int64
 	// Find the first sample the range needs and where each track resumes.
 	k, pos := 0, int64(len(p.header))
 	next := make([]int, len(p.tracks))
-	for ; k < len(p.order); k++ {
+	for ; k < len(p.order) && p.resumable; k++ {
 		tp := p.tracks[p.order[k]]
 		size := int64(tp.samples[next[tp.idx]].size)
 		if pos+size > off {
@@ -289,8 +292,12 @@ func (p *Plan) writeRange(ctx context.Context, w io.Writer, off, n int64) (int64
 		return cw.written, fmt.Errorf("clip: reopen footage of %s: %w", p.Stream, err)
 	}
 	defer r.Close()
-	pl := &payloader{ctx: ctx, r: r, p: p, next: next, dups: make([]int, len(p.tracks)), queue: make([][][]byte, len(p.tracks))}
+	pl := &payloader{ctx: ctx, r: r, p: p, next: next, dups: make([]int, len(p.tracks)),
+		queue: make([][][]byte, len(p.tracks)), byDTS: k > 0}
 	for i, tp := range p.tracks {
+		if k == 0 {
+			break
+		}
 		// Frames before the resume point with the same time as it are
 		// read again first: skip them by count.
 		if n := next[i]; n < len(tp.samples) {

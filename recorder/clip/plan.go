@@ -251,6 +251,14 @@ func (p *Plan) build() error {
 		}
 	}
 	p.readTo = p.Start.Add(time.Duration(lastPTS) + 1)
+	p.resumable = true
+	for _, tp := range p.tracks {
+		for i := 1; i < len(tp.samples); i++ {
+			if tp.samples[i].dts() < tp.samples[i-1].dts() {
+				p.resumable = false // decoding times go backwards: re-read from the start
+			}
+		}
+	}
 	return p.render(&pres)
 }
 
@@ -402,6 +410,7 @@ type payloader struct {
 	p        *Plan
 	next     []int      // per exported track: next sample expected from the store
 	dups     []int      // per exported track: frames at the next sample's time to skip first
+	byDTS    bool       // resuming inside the clip: match frames on decoding time
 	queue    [][][]byte // per exported track: payloads read ahead
 	buffered int64
 	reads    int
@@ -439,15 +448,26 @@ func (pl *payloader) get(want *trackPlan) ([]byte, error) {
 		// Match on decoding time: it never decreases within a track in
 		// store order, presentation time does with B-frames.
 		pts := int64(rf.Time.Sub(pl.p.Start))
-		dts, sdts := pts-int64(rf.DTSOffset), s.dts()
-		if dts < sdts {
+		if pts < 0 || len(rf.Data) == 0 {
+			continue // never in a clip (as in the scan)
+		}
+		// Reading from the clip's start, frames come as in the scan: a
+		// frame before the expected one was skipped by it. Resuming
+		// inside the clip, frames before the expected one in store order
+		// are recognised by their decoding time, which never decreases
+		// within a track (presentation time does with B-frames).
+		at, expect := pts, s.pts
+		if pl.byDTS {
+			at, expect = pts-int64(rf.DTSOffset), s.dts()
+		}
+		if at < expect {
 			continue // skipped by the scan, or before the range
 		}
-		if dts == sdts && pl.dups[tp.idx] > 0 {
+		if at == expect && pl.dups[tp.idx] > 0 {
 			pl.dups[tp.idx]--
 			continue // a frame with the same time before the range
 		}
-		if pts != s.pts || dts != sdts || len(rf.Data) != int(s.size) {
+		if pts != s.pts || int64(rf.DTSOffset) != s.dtsOff || len(rf.Data) != int(s.size) {
 			return nil, fmt.Errorf("%w: track %d frame %d is at %v with %d bytes, expected %v with %d",
 				ErrSourceChanged, tp.track.ID, i, time.Duration(pts), len(rf.Data), time.Duration(s.pts), s.size)
 		}
