@@ -240,8 +240,8 @@ func (p *Plan) Write(ctx context.Context, w io.Writer) (int64, error) {
 
 // WriteRange writes bytes [off, off+n) of the clip to w, as an HTTP Range
 // request needs. A range within the header reads no footage; otherwise
-// footage is re-read from shortly before the range's first sample, not from
-// the start of the clip.
+// footage is re-read from shortly before the range's first sample (from
+// the clip's start when a track's decoding times go backwards).
 func (p *Plan) WriteRange(ctx context.Context, w io.Writer, off, n int64) error {
 	if off < 0 || n < 0 || off+n > p.size {
 		return fmt.Errorf("clip: range %d+%d outside the clip's %d bytes", off, n, p.size)

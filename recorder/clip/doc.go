@@ -16,7 +16,8 @@
 // and stream the payloads into mdat: frames are never all held in memory
 // (frames read ahead of the interleaving order wait in a queue bounded by
 // Options.MaxBuffered). WriteRange re-reads footage only from a few seconds
-// before the range's first sample. Each frame read in the second pass is
+// before the range's first sample (from the clip's start if a track's
+// decoding times ever go backwards, which valid footage never does). Each frame read in the second pass is
 // checked against the first (time and size): footage evicted in between
 // fails the export with ErrSourceChanged.
 //
