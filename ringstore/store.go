@@ -80,10 +80,10 @@ type Store struct {
 	metas   map[uint32]*streamMeta
 	evicted bool // footage was evicted at least once
 
-	mu       sync.Mutex // streams, nextID, closed
+	mu       sync.Mutex // streams, nextID
 	streams  map[string]*StreamWriter
 	nextID   uint32
-	closed   bool
+	closed   atomic.Bool // set by Close; Append checks it without locks
 	seq      atomic.Uint64 // last append sequence number handed out
 	openedAt time.Time
 
@@ -232,7 +232,7 @@ func (s *Store) closeFiles() error {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
-		s.closed = true
+		s.closed.Store(true)
 		s.mu.Unlock()
 		if s.cancel != nil {
 			s.cancel()
@@ -254,7 +254,7 @@ func (s *Store) Close() error {
 func (s *Store) crashClose() {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
-		s.closed = true
+		s.closed.Store(true)
 		s.mu.Unlock()
 		s.w.skipFinal = true
 		if s.cancel != nil {
@@ -266,11 +266,7 @@ func (s *Store) crashClose() {
 	})
 }
 
-func (s *Store) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
-}
+func (s *Store) isClosed() bool { return s.closed.Load() }
 
 // Volume returns the volume's identity and geometry.
 func (s *Store) Volume() VolumeInfo { return s.vol }

@@ -53,7 +53,7 @@ func (s *Store) Stream(name string) (*StreamWriter, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
+	if s.closed.Load() {
 		return nil, ErrClosed
 	}
 	if w, ok := s.streams[name]; ok {
