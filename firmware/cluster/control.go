@@ -14,7 +14,7 @@ import (
 
 // controlRequest is a call between nodes over the authenticated transport.
 type controlRequest struct {
-	// Op: "transfer" (the sender, a prepared standby, asks the leader to hand
+	// Op: "ping" (is this node alive and answering?), "transfer" (the sender, a prepared standby, asks the leader to hand
 	// leadership to it) or "switchover" (the primary asks the standby to run
 	// its make-before-break takeover).
 	Op    string `json:"op"`
@@ -71,6 +71,7 @@ func (n *Node) serveControl(c net.Conn) {
 	}
 	var err error
 	switch req.Op {
+	case "ping":
 	case "transfer":
 		err = n.handleTransfer(req)
 	case "switchover":

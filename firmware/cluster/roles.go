@@ -139,12 +139,25 @@ func (n *Node) transferAway(ctx context.Context) {
 			continue
 		}
 		start := time.Now()
-		err := n.raft.LeadershipTransferToServer(raft.ServerID(target.ID), raft.ServerAddress(target.Addr)).Error()
+		// A dead or frozen target would cost a whole transfer timeout: ask
+		// it first, with a short deadline.
+		pctx, cancel := context.WithTimeout(ctx, n.timing.HeartbeatTimeout/2)
+		err := n.call(pctx, target.Addr, controlRequest{Op: "ping", From: n.opts.ID})
+		cancel()
 		if err == nil {
-			n.log.Info("cluster: leadership handed over", "to", target.ID, "took", time.Since(start).Round(time.Millisecond))
-			return
+			err = n.raft.LeadershipTransferToServer(raft.ServerID(target.ID), raft.ServerAddress(target.Addr)).Error()
+			if err == nil {
+				n.log.Info("cluster: leadership handed over", "to", target.ID, "took", time.Since(start).Round(time.Millisecond))
+				return
+			}
 		}
-		n.log.Warn("cluster: leadership transfer failed", "to", target.ID, "err", err)
+		n.log.Warn("cluster: leadership hand-over failed; trying the next data node", "to", target.ID, "err", err)
+		if attempt%2 == 1 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(n.timing.ElectionTimeout / 4):
+			}
+		}
 	}
 }
 

@@ -1,0 +1,224 @@
+package cluster_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mdlayher/arp"
+
+	"github.com/nvrfw/nvr/firmware/cluster"
+	"github.com/nvrfw/nvr/firmware/cluster/heartbeat"
+	"github.com/nvrfw/nvr/firmware/cluster/nfdelay"
+	"github.com/nvrfw/nvr/firmware/cluster/pairing"
+	"github.com/nvrfw/nvr/firmware/cluster/vip"
+)
+
+// The rig's processes are this test binary re-executed inside a namespace
+// with NVR_RIG_HELPER naming the part to play and NVR_RIG_ARGS its JSON
+// arguments: "node" (a data node with a role-following stub recorder and
+// the VIP), "witness", "arpwatch" (the client probing the VIP) and
+// "nfdelay".
+const (
+	helperEnv = "NVR_RIG_HELPER"
+	argsEnv   = "NVR_RIG_ARGS"
+)
+
+type helperArgs struct {
+	ID        string           `json:"id"`
+	Peers     string           `json:"peers"`
+	Dir       string           `json:"dir"`
+	ConfigDir string           `json:"config_dir"`
+	VIP       string           `json:"vip"`
+	Link      string           `json:"link"`
+	Paths     []heartbeat.Path `json:"paths"`
+	Firmware  string           `json:"firmware"`
+	Delay     time.Duration    `json:"delay"`
+	Jitter    time.Duration    `json:"jitter"`
+	Interval  time.Duration    `json:"interval"`
+}
+
+// event is one line a helper prints on stdout.
+type event struct {
+	T      int64             `json:"t"`
+	Ev     string            `json:"ev"`
+	Role   string            `json:"role,omitempty"`
+	Epoch  uint64            `json:"epoch,omitempty"`
+	What   string            `json:"what,omitempty"`
+	MAC    string            `json:"mac,omitempty"`
+	MACs   []string          `json:"macs,omitempty"`
+	Status *cluster.Status   `json:"status,omitempty"`
+	Err    string            `json:"err,omitempty"`
+	Stats  *nfdelay.Stats    `json:"stats,omitempty"`
+	Extra  map[string]string `json:"extra,omitempty"`
+}
+
+func (e event) At() time.Time { return time.Unix(0, e.T) }
+
+type emitter struct {
+	mu  sync.Mutex
+	enc *json.Encoder
+}
+
+func (e *emitter) emit(ev event) {
+	if ev.T == 0 {
+		ev.T = time.Now().UnixNano()
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_ = e.enc.Encode(ev)
+}
+
+// runHelper plays the part named in the environment and returns the exit
+// code.
+func runHelper(part string) int {
+	var a helperArgs
+	if err := json.Unmarshal([]byte(os.Getenv(argsEnv)), &a); err != nil {
+		fmt.Fprintln(os.Stderr, "helper args:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	out := &emitter{enc: json.NewEncoder(os.Stdout)}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", a.ID)
+	var err error
+	switch part {
+	case "node", "witness":
+		err = helperNode(ctx, a, out, log)
+	case "arpwatch":
+		err = helperARPWatch(ctx, a, out)
+	case "nfdelay":
+		err = helperDelay(ctx, a, out)
+	default:
+		err = fmt.Errorf("unknown helper %q", part)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "helper:", err)
+		return 1
+	}
+	return 0
+}
+
+func helperNode(ctx context.Context, a helperArgs, out *emitter, log *slog.Logger) error {
+	b, err := pairing.Load(a.ConfigDir)
+	if err != nil {
+		return err
+	}
+	peers, err := cluster.ParsePeers(a.Peers)
+	if err != nil {
+		return err
+	}
+	opts := cluster.Options{ID: a.ID, Peers: peers, Dir: a.Dir, Pairing: b, Logger: log,
+		Heartbeat: heartbeat.Options{Paths: a.Paths, FirmwareVersion: a.Firmware},
+		OnRole: func(c cluster.RoleChange) {
+			// The role-following stub: "I am primary from t1 to t2".
+			out.emit(event{T: c.At.UnixNano(), Ev: "role", Role: c.Role.String(), Epoch: c.Epoch})
+		}}
+	var wg sync.WaitGroup
+	vctx, vcancel := context.WithCancel(context.Background())
+	defer func() { vcancel(); wg.Wait() }()
+	if a.VIP != "" {
+		ifi, err := net.InterfaceByName(a.Link)
+		if err != nil {
+			return err
+		}
+		out.emit(event{Ev: "start", MAC: ifi.HardwareAddr.String()})
+		m, err := vip.New(vip.Options{Link: a.Link, Addr: netip.MustParseAddr(a.VIP)}, func(e vip.Event) {
+			ev := event{T: e.At.UnixNano(), Ev: "vip", What: e.What, Epoch: e.Epoch}
+			if e.Err != nil {
+				ev.Err = e.Err.Error()
+			}
+			out.emit(ev)
+		})
+		if err != nil {
+			return err
+		}
+		opts.VIP = m
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := m.Run(vctx); err != nil {
+				log.Error("vip manager", "err", err)
+			}
+		}()
+	}
+	n, err := cluster.New(opts)
+	if err != nil {
+		return err
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		if err := n.WaitStarted(vctx); err != nil {
+			return
+		}
+		for {
+			select {
+			case <-vctx.Done():
+				return
+			case <-t.C:
+				st := n.Status()
+				out.emit(event{Ev: "status", Status: &st})
+			}
+		}
+	}()
+	return n.Run(ctx)
+}
+
+func helperARPWatch(ctx context.Context, a helperArgs, out *emitter) error {
+	ifi, err := net.InterfaceByName(a.Link)
+	if err != nil {
+		return err
+	}
+	c, err := arp.Dial(ifi)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	target := netip.MustParseAddr(a.VIP)
+	out.emit(event{Ev: "start", MAC: ifi.HardwareAddr.String()})
+	for ctx.Err() == nil {
+		start := time.Now()
+		if err := c.Request(target); err != nil {
+			return err
+		}
+		end := start.Add(a.Interval)
+		seen := map[string]bool{}
+		var macs []string
+		for time.Now().Before(end) {
+			_ = c.SetReadDeadline(end)
+			p, _, err := c.Read()
+			if err != nil {
+				break
+			}
+			if p.Operation == arp.OperationReply && p.SenderIP == target && !seen[p.SenderHardwareAddr.String()] {
+				seen[p.SenderHardwareAddr.String()] = true
+				macs = append(macs, p.SenderHardwareAddr.String())
+			}
+		}
+		out.emit(event{T: start.UnixNano(), Ev: "arp", MACs: macs})
+	}
+	return nil
+}
+
+func helperDelay(ctx context.Context, a helperArgs, out *emitter) error {
+	d, err := nfdelay.New(nfdelay.Options{Delay: a.Delay, Jitter: a.Jitter})
+	if err != nil {
+		return err
+	}
+	out.emit(event{Ev: "start"})
+	err = d.Run(ctx)
+	st := d.Stats()
+	out.emit(event{Ev: "stats", Stats: &st})
+	return err
+}
