@@ -64,3 +64,11 @@ qemu-smoke: image
 		command -v mcopy >/dev/null && command -v mkfs.fat >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
 		apt-get install -y -qq --no-install-recommends qemu-system-x86 grub-common grub-pc-bin mtools dosfstools >/dev/null; }
 	NVR_QEMU_SMOKE=1 $(GO) test -count=1 -run 'TestQEMUSmoke|TestGRUB|TestGrub|TestImageContents' -v -timeout 20m ./image/
+
+# The pair's dedicated-link soak (firmware/cluster): 50 % loss and 100 ± 50 ms
+# delay both ways for 10 minutes in network namespaces (root; make test runs
+# the 2-minute version). Zero false failovers is the pass mark.
+.PHONY: soak
+
+soak: deps
+	NVR_SOAK_MINUTES=10 $(GO) test -count=1 -run 'TestRigDedicatedLinkSoak' -v -timeout 20m ./firmware/cluster/

@@ -82,6 +82,8 @@ Run "nvrd COMMAND --help" for a command's flags.`,
 			exportCommand(),
 			boardCommand(),
 			configCommand(),
+			witnessCommand(),
+			clusterCommand(),
 		},
 	}
 }

@@ -4,10 +4,10 @@
 // VMS side), every one cabled to the bridge with a veth pair (lan0), plus a
 // direct veth "dedicated link" (ded0) between primary and standby.
 //
-//	             [ns lan: bridge br0]
-//	    lan0 /    |      |      |     \ lan0
-//	  primary  standby witness camera client
-//	     ded0 \___/ ded0
+//	           [ns lan: bridge br0]
+//	  lan0 /    |      |      |     \ lan0
+//	primary  standby witness camera client
+//	   ded0 \___/ ded0
 //
 // Addresses: LAN 10.77.0.0/24 (primary .1, standby .2, witness .3, camera
 // .4, client .5; VIP .100), dedicated link 10.78.0.1/30 and .2.

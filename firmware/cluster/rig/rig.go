@@ -118,10 +118,16 @@ func (r *Rig) Run(node string, args ...string) {
 }
 
 // LinkDown cuts a node's interface (lan0 or ded0); LinkUp restores it.
-func (r *Rig) LinkDown(node, ifname string) { r.t.Helper(); r.nsRun(node, "ip", "link", "set", ifname, "down") }
+func (r *Rig) LinkDown(node, ifname string) {
+	r.t.Helper()
+	r.nsRun(node, "ip", "link", "set", ifname, "down")
+}
 
 // LinkUp restores an interface cut by LinkDown.
-func (r *Rig) LinkUp(node, ifname string) { r.t.Helper(); r.nsRun(node, "ip", "link", "set", ifname, "up") }
+func (r *Rig) LinkUp(node, ifname string) {
+	r.t.Helper()
+	r.nsRun(node, "ip", "link", "set", ifname, "up")
+}
 
 // Block drops everything a node sends to dst (IPv4) and accepts nothing
 // from it, without touching other traffic.
