@@ -119,7 +119,8 @@ func (w *firstByteWriter) Write(b []byte) (int, error) {
 // BenchmarkExportHour exports one hour of one stream out of a store that
 // interleaves 200 streams. Metrics: ttfb-s (Prepare, i.e. the scan and the
 // header, until the first byte is written), MB/s (clip bytes over the whole
-// export), plan-MB (heap held by the prepared plan). Run it with
+// export), plan-MB (heap held by the prepared plan), seek-1MB-s (a Range
+// request for the clip's last MB, as a player seeking). Run it with
 // -benchtime=1x: building the store takes minutes.
 func BenchmarkExportHour(b *testing.B) {
 	st, base := buildBenchStore(b)
@@ -127,7 +128,7 @@ func BenchmarkExportHour(b *testing.B) {
 	src := SourceFunc(st.Frames)
 	opts := Options{Stream: "cam000", From: base, To: base.Add(benchHours * time.Hour)}
 	b.ResetTimer()
-	var ttfb, total time.Duration
+	var ttfb, total, seek time.Duration
 	var size int64
 	var planHeap uint64
 	for range b.N {
@@ -158,8 +159,15 @@ func BenchmarkExportHour(b *testing.B) {
 		ttfb += w.first.Sub(start)
 		total += end.Sub(start)
 		size = w.n
+		// A player seeking to the last minute: a Range of 1 MB there.
+		seekStart := time.Now()
+		if err := p.WriteRange(ctx, &firstByteWriter{}, p.Size()-1<<20, 1<<20); err != nil {
+			b.Fatal(err)
+		}
+		seek += time.Since(seekStart)
 		runtime.KeepAlive(p)
 	}
+	b.ReportMetric(seek.Seconds()/float64(b.N), "seek-1MB-s")
 	b.ReportMetric(ttfb.Seconds()/float64(b.N), "ttfb-s")
 	b.ReportMetric(float64(size)*float64(b.N)/1e6/total.Seconds(), "MB/s")
 	b.ReportMetric(float64(planHeap)/1e6, "plan-MB")
