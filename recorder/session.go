@@ -300,11 +300,39 @@ func (s *Session) attempt(ctx context.Context) (res attemptResult, err error) {
 			res.recorded = s.opts.Now().Sub(started)
 		}
 	}()
+	take := func(u unit) error {
+		gate.release(u.size())
+		if u.track == p.primary {
+			stall.Reset(s.opts.StallTimeout)
+		}
+		appended, err := s.handle(p, u)
+		if err != nil {
+			return err
+		}
+		if appended && started.IsZero() {
+			started = s.opts.Now()
+			s.setState(StateRecording, "")
+			s.log.Info("recording", "tracks", p.describe())
+		}
+		return nil
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return res, ctx.Err()
 		case <-conn.done():
+			// The connection's goroutines are gone: record what they
+			// queued before it ended.
+			for drained := false; !drained; {
+				select {
+				case u := <-units:
+					if err := take(u); err != nil {
+						return res, err
+					}
+				default:
+					drained = true
+				}
+			}
 			if e := conn.err(); e != nil {
 				return res, fmt.Errorf("camera session: %w", e)
 			}
@@ -312,18 +340,8 @@ func (s *Session) attempt(ctx context.Context) (res attemptResult, err error) {
 		case <-stall.C:
 			return res, fmt.Errorf("%w for %v", ErrStall, s.opts.StallTimeout)
 		case u := <-units:
-			gate.release(u.size())
-			if u.track == p.primary {
-				stall.Reset(s.opts.StallTimeout)
-			}
-			appended, err := s.handle(p, u)
-			if err != nil {
+			if err := take(u); err != nil {
 				return res, err
-			}
-			if appended && started.IsZero() {
-				started = s.opts.Now()
-				s.setState(StateRecording, "")
-				s.log.Info("recording", "tracks", p.describe())
 			}
 		}
 	}
