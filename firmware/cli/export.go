@@ -137,6 +137,12 @@ func runExport(ctx context.Context, env Env, a exportArgs) error {
 			return fmt.Errorf("export %s to %s: %w", a.camera, out, err)
 		}
 		reportClip(env.Stderr, plan, out, a.split)
+		if plan.CutReason == nil && a.to.Sub(plan.End) > time.Second {
+			fmt.Fprintf(env.Stderr, "note: footage ends at %s, before --to\n", plan.End.UTC().Format(time.RFC3339))
+		}
+		if part == 1 && plan.Start.Sub(a.from) > time.Second {
+			fmt.Fprintf(env.Stderr, "note: footage starts at %s, after --from\n", plan.Start.UTC().Format(time.RFC3339))
+		}
 		if plan.CutReason == nil || !a.split || part >= maxParts {
 			return nil
 		}

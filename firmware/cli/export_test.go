@@ -88,8 +88,10 @@ func TestExportCommand(t *testing.T) {
 		stderr   []string // substrings expected on stderr
 		wantFile bool
 	}{
-		{"whole range across the gap", []string{"--data", dir, "--camera", "cam1", "--from", at(0.5), "--to", at(11), "-o", out},
-			0, []string{"wrote " + out, "track 0: H264, 175 frames", "gap ", "camera offline"}, true},
+		{"whole range across the gap", []string{"--data", dir, "--camera", "cam1", "--from", at(0.5), "--to", at(14), "-o", out},
+			0, []string{"wrote " + out, "track 0: H264, 200 frames", "gap ", "camera offline", "footage ends at 2026-11-25T12:00:12Z, before --to"}, true},
+		{"from before the footage", []string{"--data", dir, "--camera", "cam1", "--from", at(-10), "--to", at(2), "-o", out},
+			0, []string{"track 0: H264, 50 frames", "footage starts at 2026-11-25T12:00:00Z, after --from"}, true},
 		{"no footage", []string{"--data", dir, "--camera", "cam1", "--from", at(20), "--to", at(30), "-o", out},
 			1, []string{"no footage of cam1", "nearest recorded", "ends 8s before --from"}, false},
 		{"no footage before", []string{"--data", dir, "--camera", "cam1", "--from", at(-30), "--to", at(-20), "-o", out},
