@@ -99,6 +99,9 @@ type record struct {
 	time0    int64
 	stream   string
 	sid      uint32 // the stream's index id (not encoded)
+	// payload, when set, is the frames' data as one slice (they are
+	// contiguous in the stream's pending buffer), for direct writes.
+	payload []byte
 	gapCause GapCause
 	gapStart int64
 	frames   []Frame
@@ -171,6 +174,20 @@ func tracksSize(ts []Track) int {
 func encodeRecord(dst []byte, r *record) []byte {
 	size := r.encodedSize()
 	start := len(dst)
+	dst = appendRecordHead(dst, r, size)
+	if r.kind == KindFrames {
+		for i := range r.frames {
+			dst = append(dst, r.frames[i].Data...)
+		}
+	}
+	dst = appendZeros(dst, size-recCRCSize-(len(dst)-start))
+	crc := crc32.Checksum(dst[start:], castagnoli)
+	return binary.LittleEndian.AppendUint32(dst, crc)
+}
+
+// appendRecordHead appends the bytes of r before its payloads (the whole
+// body for other kinds than frames) to dst; size is r.encodedSize().
+func appendRecordHead(dst []byte, r *record, size int) []byte {
 	dst = append(dst, recMagic...)
 	dst = append(dst, recVersion, byte(r.kind))
 	dst = binary.LittleEndian.AppendUint16(dst, r.flags)
@@ -201,19 +218,23 @@ func encodeRecord(dst []byte, r *record) []byte {
 		if r.flags&recTracks != 0 {
 			dst = appendTracks(dst, r.tracks)
 		}
-		for i := range r.frames {
-			dst = append(dst, r.frames[i].Data...)
-		}
 	case KindVoid:
 		dst = binary.LittleEndian.AppendUint32(dst, r.void.slot)
 		dst = binary.LittleEndian.AppendUint64(dst, r.void.gen)
 		dst = binary.LittleEndian.AppendUint64(dst, uint64(r.void.offset))
 	}
-	for len(dst)-start < size-recCRCSize {
-		dst = append(dst, 0)
+	return dst
+}
+
+var zeros [4096]byte
+
+func appendZeros(dst []byte, n int) []byte {
+	for n > 0 {
+		k := min(n, len(zeros))
+		dst = append(dst, zeros[:k]...)
+		n -= k
 	}
-	crc := crc32.Checksum(dst[start:], castagnoli)
-	return binary.LittleEndian.AppendUint32(dst, crc)
+	return dst
 }
 
 func appendTracks(dst []byte, ts []Track) []byte {

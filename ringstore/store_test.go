@@ -797,3 +797,27 @@ func TestRebuildRefusesAnOpenStore(t *testing.T) {
 		t.Fatalf("Rebuild under an open store: %v", err)
 	}
 }
+
+// TestLargeRecordsRoundTrip covers records whose payload is written straight
+// from the stream's buffer (over directPayload).
+func TestLargeRecordsRoundTrip(t *testing.T) {
+	e := newEnv(t, 16<<20, 4<<20)
+	s := e.open(t)
+	defer s.Close()
+	w, _ := s.Stream("cam")
+	w.SetTracks(h264Tracks(1))
+	for sec := 0; sec < 6; sec++ {
+		gop(t, w, testBase.Add(time.Duration(sec)*time.Second), 1, 20000+sec)
+		if err := s.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := readAll(t, s, "cam", testBase, testBase.Add(time.Minute)); len(got) != 6*25*3 {
+		t.Fatalf("read %d frames, want %d", len(got), 6*25*3)
+	}
+	rep, err := s.Check(context.Background(), nil)
+	if err != nil || !rep.Healthy() {
+		t.Fatalf("check: %v %+v", err, rep)
+	}
+	mustMatchRebuild(t, s)
+}

@@ -198,7 +198,7 @@ func (s *Store) writers() []*StreamWriter {
 func buildRecords(name string, id uint32, cur []Track, fs []pendFrame, data []byte) ([]*record, []Track) {
 	var recs []*record
 	var r *record
-	payload := 0
+	payload, start := 0, 0
 	for i := range fs {
 		pf := &fs[i]
 		if pf.tracksSet {
@@ -222,9 +222,11 @@ func buildRecords(name string, id uint32, cur []Track, fs []pendFrame, data []by
 			}
 			recs = append(recs, r)
 			payload = 0
+			start = pf.off
 		}
 		r.frames = append(r.frames, Frame{Track: pf.track, Time: time.Unix(0, pf.t), DTSOffset: pf.dts, Key: pf.key, Data: data[pf.off : pf.off+pf.n : pf.off+pf.n]})
 		payload += pf.n
+		r.payload = data[start : pf.off+pf.n : pf.off+pf.n]
 	}
 	return recs, cur
 }

@@ -1,8 +1,10 @@
 package ringstore
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -35,6 +37,10 @@ func (w *writerState) init(m indexMeta) {
 	w.tracks = map[uint32][]Track{}
 	w.dirty = map[uint32]bool{}
 }
+
+// directPayload is the payload size from which a record's payload is
+// written straight from the stream's buffer.
+const directPayload = 128 << 10
 
 // writeFault is a failed WriteAt or Datasync on a slot.
 type writeFault struct {
@@ -184,7 +190,27 @@ func (s *Store) writePart(recs []*record) (n int, entries []indexEntry, end int6
 		if cur+sz > size {
 			break
 		}
-		buf = encodeRecord(buf, r)
+		if len(r.payload) >= directPayload {
+			// Large payloads go from the stream's buffer to the file
+			// without a copy into buf.
+			start := len(buf)
+			buf = appendRecordHead(buf, r, int(sz))
+			hlen := len(buf) - start
+			crc := crc32.Update(0, castagnoli, buf[start:])
+			crc = crc32.Update(crc, castagnoli, r.payload)
+			if err := flush(); err != nil {
+				return 0, nil, 0, err
+			}
+			if _, err := f.WriteAt(r.payload, bufOff); err != nil {
+				return 0, nil, 0, &writeFault{op: "write", slot: head, err: err}
+			}
+			bufOff += int64(len(r.payload))
+			buf = appendZeros(buf, int(sz)-hlen-len(r.payload)-recCRCSize)
+			crc = crc32.Update(crc, castagnoli, buf)
+			buf = binary.LittleEndian.AppendUint32(buf, crc)
+		} else {
+			buf = encodeRecord(buf, r)
+		}
 		if r.kind == KindFrames {
 			entries = append(entries, entryOf(r, head, cur, sz))
 		}
