@@ -93,15 +93,15 @@ var errBadRecord = errors.New("not a valid record")
 // record is one decoded log record. Frame data and track configs alias the
 // buffer it was decoded from.
 type record struct {
-	kind     RecordKind
-	flags    uint16
-	gen      uint64
-	time0    int64
-	stream   string
-	sid      uint32 // the stream's index id (not encoded)
+	kind   RecordKind
+	flags  uint16
+	gen    uint64
+	time0  int64
+	stream string
+	sid    uint32 // the stream's index id (not encoded)
 	// payload, when set, is the frames' data as one slice (they are
 	// contiguous in the stream's pending buffer), for direct writes.
-	payload []byte
+	payload  []byte
 	gapCause GapCause
 	gapStart int64
 	frames   []Frame

@@ -83,7 +83,7 @@ type Store struct {
 	mu       sync.Mutex // streams, nextID
 	streams  map[string]*StreamWriter
 	nextID   uint32
-	closed   atomic.Bool // set by Close; Append checks it without locks
+	closed   atomic.Bool   // set by Close; Append checks it without locks
 	seq      atomic.Uint64 // last append sequence number handed out
 	openedAt time.Time
 
