@@ -119,7 +119,7 @@ func checkVideo(t *testing.T, s *Simulator, codec VideoCodec, v recvTrack) {
 	// scheduling on a busy machine.
 	n := len(v.frames)
 	span := v.frames[n-1].at.Sub(v.frames[0].at)
-	if d := span - time.Duration(n-1)*framePeriod; d < -250*time.Millisecond || d > 250*time.Millisecond {
+	if d := span - time.Duration(n-1)*framePeriod; d < -250*time.Millisecond*timingSlack || d > 250*time.Millisecond*timingSlack {
 		t.Errorf("%d frames arrived over %v, want %v at 25 fps", n, span, time.Duration(n-1)*framePeriod)
 	}
 }
@@ -135,7 +135,7 @@ func checkSenderReports(t *testing.T, v recvTrack, clock int) {
 	wall := ntpToTime(sr.NTPTime)
 	for _, fr := range v.frames[len(v.frames)/2:] {
 		expect := wall.Add(time.Duration(int32(fr.rtpTime-sr.RTPTime)) * time.Second / time.Duration(clock))
-		if d := fr.at.Sub(expect); d < -50*time.Millisecond || d > 300*time.Millisecond {
+		if d := fr.at.Sub(expect); d < -50*time.Millisecond || d > 300*time.Millisecond*timingSlack {
 			t.Fatalf("frame RTP %d arrived %v from the time the sender report maps it to", fr.rtpTime, d)
 		}
 	}
