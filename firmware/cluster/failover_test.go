@@ -205,28 +205,44 @@ func (p *pair) up() uint64 {
 	return ev.Epoch
 }
 
+// TestRigKillPrimary kills the primary (SIGKILL: a power cut) three times,
+// restarting the dead node as the new standby each time.
 func TestRigKillPrimary(t *testing.T) {
 	p := newPair(t)
-	e1 := p.up()
-	tKill := time.Now()
-	p.procs[rig.Primary].Kill()
-	ev := p.wait(rig.Standby, tKill, 10*time.Second, isRole("primary"))
-	takeover := ev.At().Sub(tKill)
-	tVIP := p.waitVIP(rig.Standby, tKill, 10*time.Second)
-	vipMove := tVIP.Sub(tKill)
-	if ev.Epoch <= e1 {
-		t.Errorf("new epoch %d not above %d", ev.Epoch, e1)
+	epoch := p.up()
+	cur, other := rig.Primary, rig.Standby
+	var worstTakeover, worstVIP time.Duration
+	for i := 0; i < 3; i++ {
+		tKill := time.Now()
+		p.procs[cur].Kill()
+		ev := p.wait(other, tKill, 10*time.Second, isRole("primary"))
+		takeover := ev.At().Sub(tKill)
+		vipMove := p.waitVIP(other, tKill, 10*time.Second).Sub(tKill)
+		if ev.Epoch <= epoch {
+			t.Errorf("new epoch %d not above %d", ev.Epoch, epoch)
+		}
+		// The stub recorder: the old primary recorded until it died, the new
+		// one from its role change, so the gap is the takeover time.
+		t.Logf("kill %d (%s): %s primary (epoch %d->%d) after %v, VIP answering from it after %v, recording gap %v",
+			i+1, cur, other, epoch, ev.Epoch, takeover.Round(time.Millisecond), vipMove.Round(time.Millisecond), takeover.Round(time.Millisecond))
+		worstTakeover, worstVIP = max(worstTakeover, takeover), max(worstVIP, vipMove)
+		epoch = ev.Epoch
+		// The dead node returns as the standby (no preemption).
+		tBack := time.Now()
+		p.start(cur)
+		p.wait(cur, tBack, 15*time.Second, func(e event) bool {
+			return e.Ev == "status" && e.Status.Epoch == epoch && e.Status.Role == "standby"
+		})
+		cur, other = other, cur
 	}
 	rounds, silent := p.checkOneHolder()
-	// The stub recorder: the old primary recorded until it died, the new one
-	// from its role change.
-	t.Logf("SIGKILL primary: standby primary (epoch %d->%d) after %v, VIP answering from standby after %v, recording gap %v; ARP rounds %d (%d silent)",
-		e1, ev.Epoch, takeover.Round(time.Millisecond), vipMove.Round(time.Millisecond), takeover.Round(time.Millisecond), rounds, silent)
-	if takeover > 1500*time.Millisecond || os.Getenv("NVR_RIG_DEBUG") != "" {
-		t.Errorf("detection+takeover %v over the 1.5 s target", takeover)
+	t.Logf("SIGKILL x3: worst takeover (detection + epoch commit) %v, worst VIP move %v; ARP rounds %d (%d silent), never two holders",
+		worstTakeover.Round(time.Millisecond), worstVIP.Round(time.Millisecond), rounds, silent)
+	if worstTakeover > 1500*time.Millisecond {
+		t.Errorf("detection+takeover %v over the 1.5 s target", worstTakeover)
 	}
-	if vipMove > 2*time.Second {
-		t.Errorf("VIP move %v over the 2 s target", vipMove)
+	if worstVIP > 2*time.Second {
+		t.Errorf("VIP move %v over the 2 s target", worstVIP)
 	}
 }
 

@@ -463,3 +463,16 @@ func TestForeignPairingRefused(t *testing.T) {
 		t.Fatal("foreign pairing connected")
 	}
 }
+
+func TestStatusText(t *testing.T) {
+	s := Status{ID: "a", Role: "primary", Epoch: 4, Primary: "a", Members: []MemberStatus{{ID: "w", Witness: true}}}
+	var b bytes.Buffer
+	if err := s.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"node a: primary", "epoch 4", "member w", "witness"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("status text lacks %q:\n%s", want, b.String())
+		}
+	}
+}

@@ -1,6 +1,11 @@
 package cluster
 
 import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
 	"github.com/nvrfw/nvr/firmware/cluster/heartbeat"
 )
 
@@ -55,6 +60,42 @@ func (n *Node) Status() Status {
 	if n.hb != nil {
 		h := n.hb.Status()
 		s.Heartbeat = &h
+	}
+	return s
+}
+
+// WriteText writes the status as `show cluster` prints it.
+func (s Status) WriteText(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "node %s: %s (raft %s, term %s)\n", s.ID, s.Role, s.RaftState, s.Term)
+	fmt.Fprintf(&b, "epoch %d, primary %s, leader %s, lease fresh %v\n", s.Epoch, orNone(s.Primary), orNone(s.Leader), s.LeaseFresh)
+	for _, m := range s.Members {
+		kind := "data"
+		if m.Witness {
+			kind = "witness"
+		}
+		fmt.Fprintf(&b, "  member %-10s %-8s %-22s reachable=%v\n", m.ID, kind, m.Addr, m.Reachable)
+	}
+	if h := s.Heartbeat; h != nil {
+		for _, p := range h.Paths {
+			fmt.Fprintf(&b, "  link %-10s up=%-5v rtt=%-8v loss=%4.1f%% received=%d refused=%d\n",
+				p.Name, p.Up, p.RTT.Round(time.Millisecond), 100*p.Loss, p.Received, p.Refused)
+		}
+		fmt.Fprintf(&b, "  peer %s firmware %s protocol %d; mirror path %s\n", orNone(h.PeerID), orNone(h.PeerFirmware), h.PeerProtocolVersion, orNone(h.Preferred))
+		if h.VersionMismatch {
+			b.WriteString("  ALARM: firmware/protocol version differs from the peer's (expected only during an upgrade)\n")
+		}
+		if h.ConfigMismatch {
+			b.WriteString("  ALARM: configuration differs from the peer's\n")
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "-"
 	}
 	return s
 }
