@@ -116,10 +116,10 @@ func checkVideo(t *testing.T, s *Simulator, codec VideoCodec, v recvTrack) {
 		t.Errorf("%d keyframes in %d frames, want >= %d", keys, len(v.frames), want)
 	}
 	// Frames arrive in real time: n frames span (n-1)*40 ms, give or take
-	// scheduling on a busy machine.
+	// scheduling on a busy machine (400 ms).
 	n := len(v.frames)
 	span := v.frames[n-1].at.Sub(v.frames[0].at)
-	if d := span - time.Duration(n-1)*framePeriod; d < -250*time.Millisecond*timingSlack || d > 250*time.Millisecond*timingSlack {
+	if d := span - time.Duration(n-1)*framePeriod; d < -400*time.Millisecond*timingSlack || d > 400*time.Millisecond*timingSlack {
 		t.Errorf("%d frames arrived over %v, want %v at 25 fps", n, span, time.Duration(n-1)*framePeriod)
 	}
 }
@@ -135,7 +135,7 @@ func checkSenderReports(t *testing.T, v recvTrack, clock int) {
 	wall := ntpToTime(sr.NTPTime)
 	for _, fr := range v.frames[len(v.frames)/2:] {
 		expect := wall.Add(time.Duration(int32(fr.rtpTime-sr.RTPTime)) * time.Second / time.Duration(clock))
-		if d := fr.at.Sub(expect); d < -50*time.Millisecond || d > 300*time.Millisecond*timingSlack {
+		if d := fr.at.Sub(expect); d < -50*time.Millisecond || d > 500*time.Millisecond*timingSlack {
 			t.Fatalf("frame RTP %d arrived %v from the time the sender report maps it to", fr.rtpTime, d)
 		}
 	}
