@@ -274,3 +274,20 @@ func progressOf(i int) clip.Progress {
 	}
 	return clip.Progress{Phase: clip.PhaseWrite, Done: int64(i-499) << 21, Total: 1 << 30}
 }
+
+func TestExportCancelled(t *testing.T) {
+	base := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	dir := exportStore(t, base, false)
+	out := filepath.Join(t.TempDir(), "clip.mp4")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // as after SIGINT
+	var stdout, stderr bytes.Buffer
+	code := Main(ctx, []string{"export", "--data", dir, "--camera", "cam1", "--from", base.Format(time.RFC3339),
+		"--to", base.Add(10 * time.Second).Format(time.RFC3339), "-o", out}, Env{Stdout: &stdout, Stderr: &stderr})
+	if code != 1 || !strings.Contains(stderr.String(), "context canceled") {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr.String())
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(out), "*")); len(left) != 0 {
+		t.Fatalf("files left behind: %v", left)
+	}
+}
