@@ -79,8 +79,9 @@ type Status struct {
 	LastError string
 	// Tracks are the recorded tracks of the current (or last) connection.
 	Tracks []TrackStatus
-	// Bitrate is the recorded bits per second and FPS the recorded video
-	// frames per second, measured over the last few seconds.
+	// Bitrate is the recorded bits per second (all tracks, frame data as
+	// stored) and FPS the recorded video frames per second, measured over
+	// windows of at least two seconds.
 	Bitrate float64
 	FPS     float64
 	// LastFrame is the wall time of the last frame appended to the store.
