@@ -395,3 +395,37 @@ type rigProc struct {
 	node string
 	p    *rig.Proc
 }
+
+// TestRigForgedHeartbeatsRefused sends heartbeats from the client namespace
+// to the standby: under a wrong key, and from an old epoch; both are refused
+// with a clear log line and change no role.
+func TestRigForgedHeartbeatsRefused(t *testing.T) {
+	p := newPair(t)
+	epoch := p.up()
+	tInj := time.Now()
+	js, _ := json.Marshal(helperArgs{ID: "inject", ConfigDir: p.cfg[rig.Witness], Target: rig.LANAddr[rig.Standby] + ":7201", Epoch: epoch - 1})
+	inj := p.r.Start(rig.Client, "inject", []string{helperEnv + "=inject", argsEnv + "=" + string(js)}, p.bin)
+	deadline := time.Now().Add(10 * time.Second)
+	for !inj.Exited() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	logs := p.procs[rig.Standby].Stderr()
+	for _, want := range []string{"bad MAC (wrong pair key or tampered)", "old epoch " + strconv.FormatUint(epoch-1, 10)} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("standby's log lacks a refusal %q", want)
+		}
+	}
+	for _, e := range p.events(rig.Standby) {
+		if e.Ev == "role" && e.At().After(tInj) {
+			t.Errorf("forged heartbeats changed a role: %+v", e)
+		}
+	}
+	var lines []string
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, "heartbeat refused") && strings.Contains(l, "10.77.0.5") {
+			lines = append(lines, l)
+		}
+	}
+	t.Logf("refusals logged by the standby:\n%s", strings.Join(lines, "\n"))
+}

@@ -44,6 +44,8 @@ type helperArgs struct {
 	Delay     time.Duration    `json:"delay"`
 	Jitter    time.Duration    `json:"jitter"`
 	Interval  time.Duration    `json:"interval"`
+	Target    string           `json:"target"`
+	Epoch     uint64           `json:"epoch"`
 }
 
 // event is one line a helper prints on stdout.
@@ -97,6 +99,8 @@ func runHelper(part string) int {
 		err = helperARPWatch(ctx, a, out)
 	case "nfdelay":
 		err = helperDelay(ctx, a, out)
+	case "inject":
+		err = helperInject(a, out)
 	default:
 		err = fmt.Errorf("unknown helper %q", part)
 	}
@@ -221,4 +225,32 @@ func helperDelay(ctx context.Context, a helperArgs, out *emitter) error {
 	st := d.Stats()
 	out.emit(event{Ev: "stats", Stats: &st})
 	return err
+}
+
+// helperInject sends forged heartbeats to Target as node "primary" on path
+// 1 (the LAN): one under a wrong key, one under the pair key but from an
+// old epoch, and that one again (a replay).
+func helperInject(a helperArgs, out *emitter) error {
+	b, err := pairing.Load(a.ConfigDir)
+	if err != nil {
+		return err
+	}
+	c, err := net.Dial("udp", a.Target)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	m := heartbeat.Message{Version: heartbeat.ProtocolVersion, Path: 1, Epoch: a.Epoch, Seq: 1, SentNanos: 1, NodeID: "primary", Firmware: "1.0.0"}
+	m.Restart[0] = 0xee
+	wrong, _ := m.Marshal(nil, []byte("not the pair key, but 32 bytes!!"))
+	m.Restart[0] = 0xef
+	old, _ := m.Marshal(nil, b.PairKey)
+	for _, d := range [][]byte{wrong, old, old} {
+		if _, err := c.Write(d); err != nil {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	out.emit(event{Ev: "injected"})
+	return nil
 }
