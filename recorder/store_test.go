@@ -190,3 +190,54 @@ func decodes(t *testing.T, format string, es []byte) {
 		t.Fatalf("ffmpeg decoding the recorded %s: %v\n%s", format, err, out)
 	}
 }
+
+// TestStoreBackpressure records a 4 Mbit/s camera into a store whose
+// per-stream backlog (256 KiB) is smaller than one commit interval (1 s) of
+// it: the store answers ErrBackpressure, the session drops whole GOPs, marks
+// the gaps, and what was kept still decodes.
+func TestStoreBackpressure(t *testing.T) {
+	checkLeaks(t)
+	sim := startSim(t, camsim.Options{}, map[string]camsim.PathConfig{"cam": {Video: camsim.H264, Bitrate: 4e6}})
+	dir := t.TempDir()
+	ctx := context.Background()
+	if _, err := ringstore.Format(ctx, dir, ringstore.FormatOptions{Size: 64 << 20, SlotSize: 4 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := ringstore.Open(ctx, dir, ringstore.Options{CommitInterval: time.Second, MaxPendingBytes: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() }) // after the session's cleanup stops it
+	w, err := st.Stream("cam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	s := runSession(t, recorder.Camera{Name: "cam", URL: sim.URL("cam")}, w, testOptions())
+	waitFor(t, 20*time.Second, "drops and recording", func() bool {
+		ss := s.Status()
+		return ss.Gaps[ringstore.GapDropped] >= 2 && ss.FramesRecorded >= 50
+	})
+	if err := st.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	end := time.Now().Add(5 * time.Second)
+	_, gaps, err := st.Spans("cam", start.Add(-5*time.Second), end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dropped := 0
+	for _, g := range gaps {
+		if g.Cause == ringstore.GapDropped {
+			dropped++
+		}
+	}
+	if dropped == 0 {
+		t.Errorf("store gaps %+v, want frames-dropped ones", gaps)
+	}
+	video, _ := readBack(t, st, "cam", start.Add(-5*time.Second), end, []ringstore.Codec{ringstore.CodecH264})
+	decodes(t, "h264", video)
+	if ss := s.Status(); ss.FramesDropped == 0 {
+		t.Errorf("status counts no dropped frames: %+v", ss)
+	}
+}
