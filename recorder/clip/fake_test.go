@@ -121,3 +121,24 @@ func (r *fakeReader) Close() error {
 	r.closed = true
 	return nil
 }
+
+// syntheticRecording is footage that needs no ffmpeg: 25 fps H.264 (real
+// parameter sets, synthetic slices, a keyframe a second) and 16 kHz AAC
+// frames, times from time zero, for tests that do not decode.
+func syntheticRecording(seconds int) recording {
+	rec := recording{tracks: []ringstore.Track{
+		{ID: 0, Codec: ringstore.CodecH264, ClockRate: 90000, Config: [][]byte{benchSPS, benchPPS}},
+		{ID: 1, Codec: ringstore.CodecAAC, ClockRate: 16000, Channels: 1, Config: [][]byte{{0x14, 0x08}}},
+	}}
+	zero := time.Unix(0, 0)
+	audio := time.Duration(0)
+	for i := range seconds * 25 {
+		at := time.Duration(i) * 40 * time.Millisecond
+		for ; audio < at; audio += 64 * time.Millisecond {
+			rec.frames = append(rec.frames, ringstore.Frame{Track: 1, Time: zero.Add(audio), Key: true, Data: make([]byte, 20+i%7)})
+		}
+		key := i%25 == 0
+		rec.frames = append(rec.frames, ringstore.Frame{Time: zero.Add(at), Key: key, Data: avccFrame(200+i%50, key, i)})
+	}
+	return rec
+}
