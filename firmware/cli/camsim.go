@@ -40,7 +40,8 @@ configured by --paths-spec. With --control, faults are switched over HTTP:
   curl 127.0.0.1:8555/paths/cam1/frames?since=2026-11-25T17:00:00Z
 
 Fault kinds: drop, stall (for=), jump (by=, e.g. 1h or -30s), jump-ntp (by=),
-params, malformed (count=), refuse-auth, never-answer (for=), clear.`,
+params, malformed (count=), refuse-auth, never-answer (for=), restart (for=: down
+time), clear.`,
 		Flags: func(fs *flag.FlagSet) func(context.Context, Env, []string) error {
 			var specs pathSpecs
 			fs.Var(&specs, "path", "a path `SPEC` to serve (repeatable), e.g. cam1=h265,audio=aac,bitrate=4M")

@@ -89,6 +89,7 @@ type recvTrack struct {
 	srs          []*rtcp.SenderReport
 	lastSeq      uint16
 	seqGaps      int
+	ssrc         uint32 // of the last packet
 }
 
 // testReader is a gortsplib client reading every media of a path.
@@ -217,6 +218,7 @@ func (r *testReader) install(t *testing.T, rt *recvTrack) {
 			rt.seqGaps++
 		}
 		rt.lastSeq = p.SequenceNumber
+		rt.ssrc = p.SSRC
 		rt.packets++
 		rt.payloadBytes += len(p.Payload)
 		au, ok, err := decode(p)

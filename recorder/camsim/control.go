@@ -17,7 +17,7 @@ import (
 //	GET  /paths/NAME/frames          the remembered SentFrames (JSON array); optional
 //	     since=TIME, until=TIME      (RFC 3339, e.g. 2026-11-25T17:00:00.5Z) bound Time to [since, until)
 //	POST /paths/NAME/fault?kind=K    apply a fault; arguments:
-//	     for=DURATION  FaultStall, FaultNeverAnswer (Go duration, e.g. 5s; absent: until kind=clear)
+//	     for=DURATION  FaultStall, FaultNeverAnswer (Go duration, e.g. 5s; absent: until kind=clear), FaultRestart (down time)
 //	     by=OFFSET     FaultJump, FaultJumpNTP (e.g. 1h, -30s)
 //	     count=N       FaultMalformed
 //

@@ -24,7 +24,7 @@
 //
 // Fault (or POST /paths/NAME/fault on the HTTP control endpoint) switches a
 // fault on a path: drop, stall, jump, jump-ntp, params, malformed,
-// refuse-auth, never-answer, clear (see FaultKind). Stats and SentFrames
+// refuse-auth, never-answer, restart, clear (see FaultKind). Stats and SentFrames
 // report what each path sent, so a test can compare what a recorder kept
 // with what was sent between two instants.
 //

@@ -42,6 +42,11 @@ const (
 	// answers their requests, for Duration (0: until FaultClear). Requests
 	// held when it ends are answered; FaultDrop closes them instead.
 	FaultNeverAnswer FaultKind = "never-answer"
+	// FaultRestart reboots the camera: every connection drops, new
+	// connections are closed at once for Duration (0: none), then the path
+	// serves a new stream: new SSRCs, new random RTP timestamp and sequence
+	// bases, the main clip from its first frame (a keyframe), faults off.
+	FaultRestart FaultKind = "restart"
 	// FaultClear ends stall and never-answer and cancels pending malformed
 	// packets and refuse-auth. Jumps and the clip switch stay.
 	FaultClear FaultKind = "clear"
@@ -49,7 +54,7 @@ const (
 
 // FaultKinds lists every fault kind, for help texts.
 var FaultKinds = []FaultKind{FaultDrop, FaultStall, FaultJump, FaultJumpNTP, FaultParams,
-	FaultMalformed, FaultRefuseAuth, FaultNeverAnswer, FaultClear}
+	FaultMalformed, FaultRefuseAuth, FaultNeverAnswer, FaultRestart, FaultClear}
 
 // Fault is one fault switch and its argument.
 type Fault struct {
@@ -75,6 +80,10 @@ func (s *Simulator) Fault(name string, f Fault) error {
 	}
 	if f.Duration < 0 || f.Count < 0 || f.Count > maxMalformedCount {
 		return fmt.Errorf("%w: fault argument out of range (duration >= 0, 0 <= count <= %d)", ErrBadConfig, maxMalformedCount)
+	}
+	if f.Kind == FaultRestart {
+		s.log.Info("camsim fault", "path", name, "kind", f.Kind, "duration", f.Duration)
+		return s.restartPath(p, f.Duration)
 	}
 	now := time.Now()
 	p.mu.Lock()
@@ -174,6 +183,8 @@ type PathStats struct {
 	// the current clip.
 	ParamChanges uint64 `json:"param_changes"`
 	Loops        uint64 `json:"loops"`
+	// Restarts counts FaultRestart.
+	Restarts uint64 `json:"restarts"`
 	// Clip is the video clip served now; Bitrate its mean video bitrate in
 	// bit/s (as VideoBytes counts).
 	Clip    string `json:"clip"`
@@ -201,7 +212,7 @@ func (p *path) snapshot() PathStats {
 		Malformed: c.malformed.Load(), SenderReports: c.senderReports.Load(),
 		Sessions: c.sessions.Load(), Playing: int(p.playing.Load()),
 		AuthRefused: c.authRefused.Load(), Held: c.held.Load(), Dropped: c.dropped.Load(),
-		ParamChanges: c.paramChanges.Load(), Loops: c.loops.Load(),
+		ParamChanges: c.paramChanges.Load(), Loops: c.loops.Load(), Restarts: c.restarts.Load(),
 		Clip: clip.clip.name, Bitrate: clip.bitrate,
 	}
 }

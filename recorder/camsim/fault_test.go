@@ -81,6 +81,7 @@ func TestFaults(t *testing.T) {
 		{"never", PathConfig{}, testNeverAnswer},
 		{"never-for", PathConfig{}, testNeverAnswerFor},
 		{"never-drop", PathConfig{}, testNeverAnswerDrop},
+		{"restart", PathConfig{Audio: AAC}, testRestart},
 	}
 	paths := make(map[string]PathConfig)
 	for _, sc := range scenarios {
@@ -340,5 +341,50 @@ func TestFaultErrors(t *testing.T) {
 		if err := s.Fault(tt.path, tt.f); !errors.Is(err, tt.want) {
 			t.Errorf("Fault(%s, %+v) = %v, want %v", tt.path, tt.f, err, tt.want)
 		}
+	}
+}
+
+func testRestart(t *testing.T, s *Simulator, path string) {
+	r := readPath(t, s, path, tcpRead)
+	old := r.waitFrames(t, 0, 5, 3*time.Second)
+	mustFault(t, s, path, Fault{Kind: FaultJump, Offset: time.Hour}) // cleared by the restart
+	mustFault(t, s, path, Fault{Kind: FaultRestart, Duration: 600 * time.Millisecond})
+	start := time.Now()
+	if err := waitDone(t, r, 3*time.Second); err == nil {
+		t.Error("reader ended without error at the restart")
+	}
+	if _, err := dialReader(t, s, path, tcpRead); err == nil {
+		t.Error("connected while the camera restarts")
+	}
+	var r2 *testReader
+	for r2 == nil {
+		var err error
+		if r2, err = dialReader(t, s, path, tcpRead); err != nil {
+			if time.Since(start) > 3*time.Second {
+				t.Fatalf("camera not back 3 s after a 600 ms restart: %v", err)
+			}
+			r2 = nil
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	t.Cleanup(r2.c.Close)
+	if d := time.Since(start); d < 500*time.Millisecond {
+		t.Errorf("camera back after %v, want after 600 ms", d)
+	}
+	if _, err := r2.c.Play(nil); err != nil {
+		t.Fatal(err)
+	}
+	v := r2.waitFrames(t, 0, 5, 3*time.Second)
+	if v.ssrc == old.ssrc {
+		t.Errorf("same SSRC %d after the restart", v.ssrc)
+	}
+	for i := 1; i < len(v.frames); i++ {
+		if d := v.frames[i].rtpTime - v.frames[i-1].rtpTime; d != frameTicks {
+			t.Fatalf("RTP step %d after the restart (jump not cleared?)", d)
+		}
+	}
+	st, _ := s.Stats(path)
+	if st.Restarts != 1 || st.Sessions != 2 || st.Playing != 1 {
+		t.Errorf("stats restarts %d sessions %d playing %d, want 1 2 1", st.Restarts, st.Sessions, st.Playing)
 	}
 }

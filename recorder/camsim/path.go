@@ -44,6 +44,7 @@ type path struct {
 	holdRelease chan struct{} // non-nil while never-answer is on; closed to release
 	holdDrop    bool          // released requests close their connection
 	refuseAuth  bool
+	downUntil   time.Time // restarting: new connections are closed until then
 	history     frameRing
 	clipIdx     int // loop served now (read for stats)
 
@@ -61,7 +62,7 @@ type pathCounters struct {
 	packets, bytes, videoBytes           atomic.Uint64
 	malformed, senderReports             atomic.Uint64
 	sessions, authRefused, held, dropped atomic.Uint64
-	paramChanges, loops                  atomic.Uint64
+	paramChanges, loops, restarts        atomic.Uint64
 }
 
 func newPath(name string, cfg PathConfig, loops [2]*videoLoop, audio *audioLoop, history int, srEvery time.Duration) *path {
@@ -114,12 +115,15 @@ func (p *path) refuseAuthNow(hasCredentials bool) bool {
 
 // hold blocks a new connection's request while the never-answer fault is on,
 // until the fault ends or is cleared, or closing is closed. It reports whether
-// the connection must then be closed instead of answered (dropped, removed or
-// shutting down).
+// the connection must then be closed instead of answered (dropped, removed,
+// shutting down, or restarting).
 func (p *path) hold(closing <-chan struct{}) (drop bool) {
 	p.mu.Lock()
-	rel, until := p.holdRelease, p.holdUntil
+	rel, until, down := p.holdRelease, p.holdUntil, p.downUntil
 	p.mu.Unlock()
+	if time.Now().Before(down) {
+		return true // restarting: the camera is not up yet
+	}
 	if rel == nil {
 		return false
 	}
@@ -199,8 +203,20 @@ type pump struct {
 }
 
 // run sends the path's stream in real time until ctx is done.
-func (p *path) run(ctx context.Context, st *rtspStream) {
-	defer close(p.done)
+func (p *path) run(ctx context.Context, st *rtspStream, done chan struct{}) {
+	defer close(done)
+	p.mu.Lock()
+	down := p.downUntil
+	p.mu.Unlock()
+	if wait := time.Until(down); wait > 0 { // restarting: the timeline starts when it is up
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
 	now := time.Now()
 	u := &pump{p: p, st: st, t0: now, nextSR: now.Add(p.srEvery),
 		video:   newTrackState(videoClock, videoPayloadType),

@@ -306,11 +306,18 @@ func (s *Simulator) startPathLocked(p *path) error {
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	p.mu.Lock()
+	if p.cancel != nil { // already running (concurrent restarts)
+		p.mu.Unlock()
+		cancel()
+		st.close()
+		return nil
+	}
 	p.stream = st
 	p.cancel = cancel
-	p.done = make(chan struct{})
+	done := make(chan struct{})
+	p.done = done
 	p.mu.Unlock()
-	go p.run(ctx, st)
+	go p.run(ctx, st, done)
 	return nil
 }
 
@@ -319,7 +326,7 @@ func (s *Simulator) startPathLocked(p *path) error {
 func stopPath(p *path) {
 	p.mu.Lock()
 	st, cancel, done := p.stream, p.cancel, p.done
-	p.stream = nil
+	p.stream, p.cancel, p.done = nil, nil, nil
 	p.releaseHeldLocked(true)
 	p.mu.Unlock()
 	if cancel == nil {
@@ -328,6 +335,28 @@ func stopPath(p *path) {
 	cancel()
 	<-done
 	st.close()
+}
+
+// restartPath simulates a camera reboot: p stops (its readers are dropped),
+// refuses new connections for down, and starts again with a new stream
+// (new SSRCs), new random RTP bases, the main clip from its first frame, and
+// no faults on.
+func (s *Simulator) restartPath(p *path, down time.Duration) error {
+	stopPath(p)
+	p.mu.Lock()
+	p.downUntil = time.Now().Add(down)
+	p.stallOn, p.stallUntil = false, time.Time{}
+	p.jumpRTP, p.jumpNTP = 0, 0
+	p.switchClip, p.clipIdx = false, 0
+	p.malformed, p.refuseAuth = 0, false
+	p.mu.Unlock()
+	p.stats.restarts.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != stateRunning || s.paths[p.name] != p {
+		return nil
+	}
+	return s.startPathLocked(p)
 }
 
 // RemovePath stops serving a path and disconnects its readers.
