@@ -71,6 +71,9 @@ recorded spans are listed), 2 bad command line.`,
 				if !f.Before(t) {
 					return usageErrorf("--from (%s) must be before --to (%s)", f.Format(time.RFC3339), t.Format(time.RFC3339))
 				}
+				if *out == "-" && stdoutIsTerminal(env.Stdout) {
+					return usageErrorf("-o - would write the MP4 to the terminal; redirect it or give a file")
+				}
 				if *split && *out == "-" {
 					return usageErrorf("--split needs -o FILE, not standard output")
 				}
