@@ -238,6 +238,9 @@ func TestFormatOpenAppendReadRoundTrip(t *testing.T) {
 	mustMatchRebuild(t, s)
 }
 
+// errAny in a table means "some error".
+var errAny = errors.New("any error")
+
 func TestAppendErrors(t *testing.T) {
 	e := newEnv(t, 8<<20, 1<<20)
 	e.opt.MaxPendingBytes = 10000
@@ -254,10 +257,14 @@ func TestAppendErrors(t *testing.T) {
 		{"other track may be older", Frame{Track: 1, Time: testBase.Add(-time.Millisecond), Data: []byte{1}}, nil},
 		{"backlog full", Frame{Track: 0, Time: testBase.Add(time.Second), Data: make([]byte, 6000)}, ErrBackpressure},
 		{"same time ok", Frame{Track: 0, Time: testBase, Data: []byte{2}}, nil},
+		{"no time", Frame{Track: 2, Data: []byte{2}}, errAny},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := w.Append(tt.f)
+			if tt.want == errAny && err != nil {
+				return
+			}
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("Append: %v, want %v", err, tt.want)
 			}

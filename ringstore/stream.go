@@ -75,7 +75,11 @@ func (s *Store) Stream(name string) (*StreamWriter, error) {
 		w.tracksChanged = false
 		// The writer's previous run ended with the store: the next
 		// record carries the restart gap.
-		w.gap = &gapMark{cause: GapStoreRestart, at: s.openedAt.UnixNano()}
+		at := old.last
+		if at == 0 {
+			at = s.openedAt.UnixNano()
+		}
+		w.gap = &gapMark{cause: GapStoreRestart, at: at}
 	} else {
 		w.id = s.nextID
 		s.nextID++
@@ -130,6 +134,9 @@ func (w *StreamWriter) Append(f Frame) (uint64, error) {
 	}
 	if int64(len(f.Data)) > s.vol.SlotSize/4 {
 		return 0, fmt.Errorf("stream %s: frame of %d bytes is over a quarter slot (%d)", w.name, len(f.Data), s.vol.SlotSize/4)
+	}
+	if f.Time.IsZero() {
+		return 0, fmt.Errorf("stream %s: frame without a time", w.name)
 	}
 	if f.DTSOffset < 0 {
 		return 0, fmt.Errorf("stream %s: negative DTS offset %v", w.name, f.DTSOffset)
