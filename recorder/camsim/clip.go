@@ -74,7 +74,7 @@ func findClipDir(dir string) (string, error) {
 		}
 		parent := filepath.Dir(d)
 		if parent == d {
-			return "", fmt.Errorf("camsim: no testdata/clips above %s: set Options.ClipDir", wd)
+			return "", fmt.Errorf("%w: no testdata/clips directory at or above %s: give the clip directory (Options.ClipDir, nvrd camsim --clips)", ErrBadConfig, wd)
 		}
 		d = parent
 	}

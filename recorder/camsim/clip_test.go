@@ -251,3 +251,16 @@ func TestFillerBitrate(t *testing.T) {
 		t.Errorf("reassembled %d NAL units, err %v", len(got), err)
 	}
 }
+
+func TestFindClipDir(t *testing.T) {
+	if d, err := findClipDir("/some/dir"); err != nil || d != "/some/dir" {
+		t.Errorf("explicit dir: %q %v", d, err)
+	}
+	t.Chdir(t.TempDir())
+	if _, err := findClipDir(""); !errors.Is(err, ErrBadConfig) {
+		t.Errorf("no clips above a temp dir: %v, want ErrBadConfig", err)
+	}
+	if _, err := New(Options{ClipDir: t.TempDir()}); err == nil {
+		t.Error("New with an empty clip directory succeeded")
+	}
+}

@@ -2,6 +2,7 @@ package camsim
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 	"time"
 
@@ -115,17 +116,12 @@ func checkVideo(t *testing.T, s *Simulator, codec VideoCodec, v recvTrack) {
 	if want := len(v.frames) / 25; keys < want {
 		t.Errorf("%d keyframes in %d frames, want >= %d", keys, len(v.frames), want)
 	}
-	// Frames arrive in real time: n frames span (n-1)*40 ms, give or take
-	// scheduling on a busy machine (400 ms).
-	n := len(v.frames)
-	span := v.frames[n-1].at.Sub(v.frames[0].at)
-	if d := span - time.Duration(n-1)*framePeriod; d < -400*time.Millisecond*timingSlack || d > 400*time.Millisecond*timingSlack {
-		t.Errorf("%d frames arrived over %v, want %v at 25 fps", n, span, time.Duration(n-1)*framePeriod)
-	}
 }
 
-// checkSenderReports checks that the first sender report came at once and
-// maps RTP time to the wall clock the frames arrived on.
+// checkSenderReports checks that a sender report came at once and maps RTP
+// time to the wall clock the frames arrived on: frames arrive in real time,
+// never before their capture time, mostly within 200 ms of it (the machine
+// may be busy: the worst may be later).
 func checkSenderReports(t *testing.T, v recvTrack, clock int) {
 	t.Helper()
 	if len(v.srs) == 0 {
@@ -133,11 +129,26 @@ func checkSenderReports(t *testing.T, v recvTrack, clock int) {
 	}
 	sr := v.srs[0]
 	wall := ntpToTime(sr.NTPTime)
-	for _, fr := range v.frames[len(v.frames)/2:] {
+	var late []time.Duration
+	for _, fr := range v.frames {
 		expect := wall.Add(time.Duration(int32(fr.rtpTime-sr.RTPTime)) * time.Second / time.Duration(clock))
-		if d := fr.at.Sub(expect); d < -50*time.Millisecond || d > 500*time.Millisecond*timingSlack {
-			t.Fatalf("frame RTP %d arrived %v from the time the sender report maps it to", fr.rtpTime, d)
-		}
+		late = append(late, fr.at.Sub(expect))
+	}
+	checkLateness(t, late)
+}
+
+// checkLateness checks arrival delays: none early (beyond clock noise), the
+// median under 200 ms, the worst under 2 s (scaled by timingSlack).
+func checkLateness(t *testing.T, late []time.Duration) {
+	t.Helper()
+	sorted := slices.Clone(late)
+	slices.Sort(sorted)
+	if len(sorted) == 0 {
+		t.Fatal("no frames")
+	}
+	lo, med, hi := sorted[0], sorted[len(sorted)/2], sorted[len(sorted)-1]
+	if lo < -50*time.Millisecond || med > 200*time.Millisecond*timingSlack || hi > 2*time.Second*timingSlack {
+		t.Errorf("frames arrive %v..%v (median %v) after their capture time", lo, hi, med)
 	}
 }
 
