@@ -221,8 +221,8 @@ func (r *rtspServer) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCt
 	}
 }
 
-// OnRequest holds the first requests of a connection to a path with the
-// never-answer fault on.
+// OnRequest holds the first requests of a new connection to a path with the
+// never-answer fault on, and closes new connections to a restarting path.
 func (r *rtspServer) OnRequest(sc *gortsplib.ServerConn, req *base.Request) {
 	if sc.Session() != nil || req.URL == nil {
 		return
