@@ -116,6 +116,15 @@ func checkVideo(t *testing.T, s *Simulator, codec VideoCodec, v recvTrack) {
 	if want := len(v.frames) / 25; keys < want {
 		t.Errorf("%d keyframes in %d frames, want >= %d", keys, len(v.frames), want)
 	}
+	// The arrival rate over the whole read (at least 2 s), within 20 %.
+	n := len(v.frames)
+	if span := v.frames[n-1].at.Sub(v.frames[0].at); span >= 2*time.Second {
+		if fps := float64(n-1) / span.Seconds(); fps < 25*0.8 || fps > 25*1.2 {
+			t.Errorf("%d frames arrived over %v: %.1f fps, want 25", n, span, fps)
+		}
+	} else {
+		t.Errorf("%d frames arrived over %v only", n, span)
+	}
 }
 
 // checkSenderReports checks that a sender report came at once and maps RTP
