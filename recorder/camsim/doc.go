@@ -7,8 +7,8 @@
 // Each path has a video track (H.264 or H.265, 25 fps, a keyframe every
 // second) and optionally an audio track (AAC from the clip, or a synthesized
 // G.711 mu-law tone). A path's timeline starts when the simulator starts
-// (or when the path is added to a running simulator) and runs on the wall
-// clock: frame n is captured at start + n*40 ms and carries RTP timestamp
+// (or when the path is added to a running simulator, or comes back from the
+// restart fault) and runs on the wall clock: frame n is captured at start + n*40 ms and carries RTP timestamp
 // base + n*3600. RTP timestamps and sequence numbers continue across loops
 // of the clip. RTCP sender reports map each track's RTP time to the wall
 // clock, one as soon as a reader plays and then every SenderReportPeriod.
