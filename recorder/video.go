@@ -16,7 +16,9 @@ import (
 // is rejected as malformed rather than stored.
 const (
 	maxAccessUnitSize = 8 << 20
-	maxNALUsPerAU     = 64
+	// maxNALUsPerAU is what readers of the store accept (mediacommon's AVCC
+	// decoder), parameter sets put in front of keyframes included.
+	maxNALUsPerAU = h264.MaxNALUsPerAccessUnit
 )
 
 // errNoParams: a keyframe arrived before the codec's parameter sets were
@@ -183,7 +185,7 @@ type videoAU struct {
 // units that carry no picture (parameter sets or SEI alone); their parameter
 // sets are remembered for the next keyframe.
 func (v *videoTrack) prepare(nalus [][]byte) (au videoAU, ok bool, err error) {
-	if len(nalus) == 0 || len(nalus) > maxNALUsPerAU {
+	if len(nalus) == 0 || len(nalus) > 4*maxNALUsPerAU {
 		return au, false, fmt.Errorf("%w: %d NALUs", errMalformedAU, len(nalus))
 	}
 	size := 0
@@ -218,8 +220,8 @@ func (v *videoTrack) prepare(nalus [][]byte) (au videoAU, ok bool, err error) {
 		return videoAU{}, false, nil
 	}
 	if !au.key {
-		au.nalus = kept
-		return au, true, nil
+		au.nalus, err = v.fit(kept)
+		return au, err == nil, err
 	}
 	if !v.latest.complete(v.codec) {
 		return videoAU{}, false, errNoParams
@@ -236,11 +238,32 @@ func (v *videoTrack) prepare(nalus [][]byte) (au videoAU, ok bool, err error) {
 	if inband.pps == nil {
 		front = append(front, v.latest.pps)
 	}
-	au.nalus = append(front, kept...)
+	if au.nalus, err = v.fit(append(front, kept...)); err != nil {
+		return videoAU{}, false, err
+	}
 	if !v.latest.equal(v.committed) {
 		au.config = v.latest.config(v.codec)
 	}
 	return au, true, nil
+}
+
+// fit keeps an access unit within maxNALUsPerAU NALUs by dropping those
+// that carry no picture or parameter set (SEI, delimiters, filler) when it
+// has too many; it fails when that is not enough.
+func (v *videoTrack) fit(nalus [][]byte) ([][]byte, error) {
+	if len(nalus) <= maxNALUsPerAU {
+		return nalus, nil
+	}
+	out := nalus[:0:0]
+	for _, n := range nalus {
+		if classify(v.codec, n) != naluOther {
+			out = append(out, n)
+		}
+	}
+	if len(out) > maxNALUsPerAU {
+		return nil, fmt.Errorf("%w: %d NALUs (at most %d)", errMalformedAU, len(out), maxNALUsPerAU)
+	}
+	return out, nil
 }
 
 // commit records that the store's track table now holds the latest

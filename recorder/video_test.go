@@ -97,7 +97,10 @@ func TestVideoTrackPrepare(t *testing.T) {
 			steps: []step{
 				{in: nil, err: errMalformedAU},
 				{in: [][]byte{{}, {}}, err: errMalformedAU},
-				{in: make([][]byte, maxNALUsPerAU+1), err: errMalformedAU},
+				{in: make([][]byte, 4*maxNALUsPerAU+1), err: errMalformedAU},
+				{in: append(repeat(testSEI, 10), repeat(testP, maxNALUsPerAU)...), ok: true, out: repeat(testP, maxNALUsPerAU)},
+				{in: repeat(testP, maxNALUsPerAU+1), err: errMalformedAU},
+				{in: append(repeat(testSEI, 3), repeat(testIDR, maxNALUsPerAU-1)...), err: errMalformedAU}, // no room for SPS and PPS
 				{in: [][]byte{{}, testP}, ok: true, out: [][]byte{testP}},
 			},
 		},
@@ -165,6 +168,14 @@ func TestAVCC(t *testing.T) {
 	if !bytes.Equal(avcc([][]byte{{0xaa}}), []byte{0, 0, 0, 1, 0xaa}) {
 		t.Fatal("AVCC length prefix is not 4-byte big-endian")
 	}
+}
+
+func repeat(n []byte, count int) [][]byte {
+	out := make([][]byte, count)
+	for i := range out {
+		out[i] = n
+	}
+	return out
 }
 
 func equalNALUs(a, b [][]byte) bool {
