@@ -32,21 +32,29 @@
 //     session stays open but sends no video for Options.StallTimeout,
 //     GapTimestampJump when the RTP clock jumps (beyond
 //     Options.JumpThreshold, or backwards by more than a second; the track
-//     re-anchors), GapDropped when the store answers ErrBackpressure (frames
-//     are then dropped up to the next keyframe, whole GOPs, and counted).
+//     re-anchors), GapDropped when the store answers ErrBackpressure or
+//     refuses a frame (frames are then dropped up to the next keyframe,
+//     whole GOPs, and counted). After every gap recording resumes at a
+//     keyframe. Frame times never go back, across reconnects included.
+//   - Access units hold at most 25 NALUs (what store readers accept): SEI,
+//     delimiters and filler are dropped first when a unit has more.
 //     MarkGap's time is that of the last frame recorded before the gap. A
 //     stopped session marks GapCameraOffline too (it matters when the
 //     Manager restarts it with a new configuration).
 //
 // # Concurrency and lifetimes
 //
-// Session.Run owns one goroutine per connection attempt plus the RTSP
-// client's own, all ended and joined before Run returns; Status may be called
-// from any goroutine. The RTSP reader hands access units to the session
-// goroutine through a bounded queue (Options.QueueLength), so memory per
-// camera is bounded and one camera never blocks another. Panics in the
-// depacketizers (bytes from the camera) and in a session are recovered: the
-// connection is dropped, counted in Status.Panics, and retried with backoff.
+// Session.Run does its work on the calling goroutine; each connection adds
+// the RTSP client's goroutines and two of the seam's, all ended and joined
+// before the connection attempt returns. Status may be called from any
+// goroutine. The RTSP reader hands access units to the session goroutine
+// through a queue bounded in units and bytes (Options.QueueLength,
+// QueueBytes), so memory per camera is bounded; a session never waits on
+// another, and the store's Append never waits for I/O. A panic in a
+// depacketizer (bytes from the camera) costs that packet and counts as a
+// decode error; a panic in the session ends the connection, counts in
+// Status.Panics, and is retried with backoff; a panic that escapes Run is
+// recovered by the Manager, which restarts the session with backoff.
 // Manager methods are safe for concurrent use; Manager.Close stops and joins
 // every session.
 //
