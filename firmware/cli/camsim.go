@@ -38,6 +38,8 @@ configured by --paths-spec. With --control, faults are switched over HTTP:
   curl -X POST '127.0.0.1:8555/paths/cam1/fault?kind=stall&for=10s'
   curl 127.0.0.1:8555/paths          # counters of every path (JSON)
   curl 127.0.0.1:8555/paths/cam1/frames?since=2026-11-25T17:00:00Z
+  curl -X PUT '127.0.0.1:8555/paths/cam9?spec=h265,audio=aac'   # add a path
+  curl -X DELETE 127.0.0.1:8555/paths/cam9                       # remove it
 
 Fault kinds: drop, stall (for=), jump (by=, e.g. 1h or -30s), jump-ntp (by=),
 params, malformed (count=), refuse-auth, never-answer (for=), restart (for=: down

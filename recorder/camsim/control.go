@@ -12,17 +12,20 @@ import (
 
 // ControlHandler returns the HTTP control endpoint:
 //
-//	GET  /paths                      every path's PathStats (JSON array)
-//	GET  /paths/NAME                 one path's PathStats (JSON)
-//	GET  /paths/NAME/frames          the remembered SentFrames (JSON array); optional
-//	     since=TIME, until=TIME      (RFC 3339, e.g. 2026-11-25T17:00:00.5Z) bound Time to [since, until)
-//	POST /paths/NAME/fault?kind=K    apply a fault; arguments:
-//	     for=DURATION  FaultStall, FaultNeverAnswer (Go duration, e.g. 5s; absent: until kind=clear), FaultRestart (down time)
-//	     by=OFFSET     FaultJump, FaultJumpNTP (e.g. 1h, -30s)
-//	     count=N       FaultMalformed
+//	GET    /paths                    every path's PathStats (JSON array)
+//	GET    /paths/NAME               one path's PathStats (JSON)
+//	PUT    /paths/NAME?spec=SPEC     add a path; SPEC as in ParsePathSpec without
+//	                                 the name, e.g. h265,audio=aac,bitrate=4M (default h264)
+//	DELETE /paths/NAME               remove a path, disconnecting its readers
+//	GET    /paths/NAME/frames        the remembered SentFrames (JSON array); optional
+//	       since=TIME, until=TIME    (RFC 3339, e.g. 2026-11-25T17:00:00.5Z) bound Time to [since, until)
+//	POST   /paths/NAME/fault?kind=K  apply a fault; arguments:
+//	       for=DURATION  FaultStall, FaultNeverAnswer (Go duration, e.g. 5s; absent: until kind=clear), FaultRestart (down time)
+//	       by=OFFSET     FaultJump, FaultJumpNTP (e.g. 1h, -30s)
+//	       count=N       FaultMalformed
 //
 // NAME may contain slashes. Errors answer 400 (bad request), 404 (no such
-// path) or 405, with a one-line text body.
+// path), 405, 409 (path exists) or 503 (closed), with a one-line text body.
 func (s *Simulator) ControlHandler() http.Handler {
 	return http.HandlerFunc(s.serveControl)
 }
@@ -35,48 +38,88 @@ func (s *Simulator) serveControl(w http.ResponseWriter, r *http.Request) {
 	}
 	rest = strings.TrimPrefix(rest, "/")
 	if name, ok := strings.CutSuffix(rest, "/fault"); ok && name != "" {
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			http.Error(w, "use POST", http.StatusMethodNotAllowed)
-			return
+		if allow(w, r, http.MethodPost) {
+			s.serveFault(w, r, name)
 		}
-		f, err := parseFaultQuery(r)
-		if err == nil {
-			err = s.Fault(name, f)
-		}
-		if err != nil {
-			controlError(w, err)
-			return
-		}
-		writeJSON(w, map[string]any{"ok": true, "path": name, "kind": f.Kind})
-		return
-	}
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", http.MethodGet)
-		http.Error(w, "use GET", http.StatusMethodNotAllowed)
 		return
 	}
 	if name, ok := strings.CutSuffix(rest, "/frames"); ok && name != "" {
-		s.serveFrames(w, r, name)
+		if allow(w, r, http.MethodGet) {
+			s.serveFrames(w, r, name)
+		}
 		return
 	}
 	if rest == "" {
-		names := s.Paths()
-		out := make([]PathStats, 0, len(names))
-		for _, n := range names {
-			if st, err := s.Stats(n); err == nil {
-				out = append(out, st)
+		if allow(w, r, http.MethodGet) {
+			names := s.Paths()
+			out := make([]PathStats, 0, len(names))
+			for _, n := range names {
+				if st, err := s.Stats(n); err == nil {
+					out = append(out, st)
+				}
 			}
+			writeJSON(w, out)
 		}
-		writeJSON(w, out)
 		return
 	}
-	st, err := s.Stats(rest)
+	if allow(w, r, http.MethodGet, http.MethodPut, http.MethodDelete) {
+		s.servePath(w, r, rest)
+	}
+}
+
+// allow answers 405 and reports false unless r uses one of methods.
+func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
+	for _, m := range methods {
+		if r.Method == m {
+			return true
+		}
+	}
+	w.Header().Set("Allow", strings.Join(methods, ", "))
+	http.Error(w, "use "+strings.Join(methods, " or "), http.StatusMethodNotAllowed)
+	return false
+}
+
+func (s *Simulator) servePath(w http.ResponseWriter, r *http.Request, name string) {
+	var err error
+	switch r.Method {
+	case http.MethodPut:
+		spec := r.URL.Query().Get("spec")
+		if spec == "" {
+			spec = string(H264)
+		}
+		var cfg PathConfig
+		if _, cfg, err = ParsePathSpec("path=" + spec); err == nil {
+			err = s.AddPath(name, cfg)
+		}
+		if err == nil {
+			writeJSONStatus(w, http.StatusCreated, map[string]any{"ok": true, "path": name, "url": s.URL(name)})
+			return
+		}
+	case http.MethodDelete:
+		if err = s.RemovePath(name); err == nil {
+			writeJSON(w, map[string]any{"ok": true, "path": name})
+			return
+		}
+	default:
+		var st PathStats
+		if st, err = s.Stats(name); err == nil {
+			writeJSON(w, st)
+			return
+		}
+	}
+	controlError(w, err)
+}
+
+func (s *Simulator) serveFault(w http.ResponseWriter, r *http.Request, name string) {
+	f, err := parseFaultQuery(r)
+	if err == nil {
+		err = s.Fault(name, f)
+	}
 	if err != nil {
 		controlError(w, err)
 		return
 	}
-	writeJSON(w, st)
+	writeJSON(w, map[string]any{"ok": true, "path": name, "kind": f.Kind})
 }
 
 func (s *Simulator) serveFrames(w http.ResponseWriter, r *http.Request, name string) {
@@ -139,12 +182,20 @@ func controlError(w http.ResponseWriter, err error) {
 		code = http.StatusNotFound
 	case errors.Is(err, ErrBadConfig):
 		code = http.StatusBadRequest
+	case errors.Is(err, ErrPathExists):
+		code = http.StatusConflict
+	case errors.Is(err, ErrClosed):
+		code = http.StatusServiceUnavailable
 	}
 	http.Error(w, err.Error(), code)
 }
 
-func writeJSON(w http.ResponseWriter, v any) {
+// writeJSON writes v as a 200 response body.
+func writeJSON(w http.ResponseWriter, v any) { writeJSONStatus(w, http.StatusOK, v) }
+
+func writeJSONStatus(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)

@@ -14,10 +14,11 @@ func FuzzControlRequest(f *testing.F) {
 		{"GET", "/paths"}, {"GET", "/paths/cam1"}, {"POST", "/paths/cam1/fault?kind=stall&for=1s"},
 		{"POST", "/paths/cam1/fault?kind=jump&by=-30s"}, {"POST", "/paths/cam1/fault?kind=malformed&count=5"},
 		{"POST", "/paths/a/b/fault?kind=never-answer"}, {"DELETE", "/paths/cam1"},
+		{"PUT", "/paths/x?spec=h265,audio=pcmu"}, {"GET", "/paths/a/b/frames?since=2026-11-25T17:00:00Z"},
 	} {
 		f.Add(seed[0], seed[1])
 	}
-	s, err := New(Options{Address: "127.0.0.1:0"})
+	s, err := New(Options{Address: "127.0.0.1:0", FrameHistory: -1}) // PUT may add many paths
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -36,7 +37,8 @@ func FuzzControlRequest(f *testing.F) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		switch rec.Code {
-		case http.StatusOK, http.StatusBadRequest, http.StatusNotFound, http.StatusMethodNotAllowed:
+		case http.StatusOK, http.StatusCreated, http.StatusBadRequest, http.StatusNotFound,
+			http.StatusMethodNotAllowed, http.StatusConflict:
 		default:
 			t.Fatalf("%s %s: status %d: %s", method, target, rec.Code, rec.Body)
 		}
