@@ -106,6 +106,13 @@
 // derive spans and gaps from the index alone (gap flags, holes over 5 s,
 // eviction before the oldest retained footage).
 //
+// # Tools
+//
+// Check (fsck) verifies every indexed record and that every valid record is
+// indexed; Rebuild writes a new index from the slots (refusing an index an
+// open store holds); Inspect reads a closed volume's figures without
+// recovering or writing anything (nvrd store stats).
+//
 // # Concurrency
 //
 // A Store is safe for concurrent use. One goroutine (the writer) owns all

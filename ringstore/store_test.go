@@ -720,6 +720,29 @@ func TestSuspectSlot(t *testing.T) {
 			if rep.Healthy() {
 				t.Fatal("check does not report the suspect slot")
 			}
+			// The cursor sees every frame once: not the failed copy, and
+			// the void record that cancels it.
+			var pos Position
+			frames, voids := 0, 0
+			for n := 0; n < 1000; n++ {
+				recs, err := s.ReadAfter(pos, 16)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(recs) == 0 {
+					break
+				}
+				for _, r := range recs {
+					frames += len(r.Frames)
+					if r.Kind == KindVoid {
+						voids++
+					}
+					pos = r.Pos
+				}
+			}
+			if frames != 4*25*3 || voids != 1 {
+				t.Fatalf("cursor: %d frames, %d void records; want %d and 1", frames, voids, 4*25*3)
+			}
 			mustMatchRebuild(t, s)
 		})
 	}
