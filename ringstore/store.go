@@ -33,8 +33,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives operational messages; nil discards them.
 	Logger *slog.Logger
-	// OnAlarm is called (from the writer goroutine; it must not block) when
-	// the store detects a fault; nil ignores alarms.
+	// OnAlarm is called when the store detects a fault, from the goroutine
+	// that found it (the writer, or Check's caller); it must not block. nil
+	// ignores alarms.
 	OnAlarm func(Alarm)
 
 	knobs testKnobs
