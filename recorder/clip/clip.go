@@ -274,7 +274,7 @@ func (p *Plan) writeRange(ctx context.Context, w io.Writer, off, n int64) (int64
 		next[tp.idx]++
 	}
 	cw.skip = max(off-pos, 0)
-	from := p.opts.From
+	from := p.scanFrom()
 	if k > 0 {
 		// Re-read from a little before the earliest sample still needed:
 		// the store starts at the keyframe at or before it, and audio may

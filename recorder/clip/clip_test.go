@@ -9,7 +9,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -419,5 +421,43 @@ func TestWriteRangeDuplicateTimes(t *testing.T) {
 		if err := p.WriteRange(ctx, &part, off, p.Size()-off); err != nil || !bytes.Equal(part.Bytes(), whole.Bytes()[off:]) {
 			t.Fatalf("WriteRange(%d, to the end): %v", off, err)
 		}
+	}
+}
+
+// TestExportSkewedStoreOrder: the recorder may append audio well after (or
+// before) the video of the same time; the file interleaves by time anyway,
+// holding read-ahead frames within Options.MaxBuffered.
+func TestExportSkewedStoreOrder(t *testing.T) {
+	rec := encode(t, encodeSpec{codec: ringstore.CodecH264, seconds: 4, audio: true})
+	for _, skew := range []time.Duration{700 * time.Millisecond, -700 * time.Millisecond} {
+		t.Run(fmt.Sprint("audio stored ", skew, " late"), func(t *testing.T) {
+			// Store order: by time, audio shifted by skew.
+			frames := append([]ringstore.Frame(nil), rec.frames...)
+			key := func(f ringstore.Frame) time.Time {
+				if f.Track == 1 {
+					return f.Time.Add(skew)
+				}
+				return f.Time
+			}
+			sort.SliceStable(frames, func(i, j int) bool { return key(frames[i]).Before(key(frames[j])) })
+			src := newFakeSource()
+			src.add("cam1", recording{tracks: rec.tracks, frames: frames}, t0, nil)
+			path, p := export(t, src, Options{Stream: "cam1", From: sec(1), To: sec(3.5)})
+			checkClip(t, path, []string{"h264", "aac"}, "avc1", 63, 2.52)
+			whole, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for off := p.HeaderSize(); off < p.Size(); off += 5000 {
+				var part bytes.Buffer
+				if err := p.WriteRange(context.Background(), &part, off, p.Size()-off); err != nil || !bytes.Equal(part.Bytes(), whole[off:]) {
+					t.Fatalf("WriteRange(%d, to the end): %v", off, err)
+				}
+			}
+			opts := Options{Stream: "cam1", From: sec(1), To: sec(3.5), MaxBuffered: 1000}
+			if _, err := Write(context.Background(), io.Discard, src, opts); err == nil || !strings.Contains(err.Error(), "interleave") {
+				t.Fatalf("with MaxBuffered 1000: %v, want the interleaving bound hit", err)
+			}
+		})
 	}
 }

@@ -26,9 +26,12 @@
 //
 // # What the file holds
 //
-//   - The clip starts at the first video keyframe at or before From (the
-//     store starts reads there); that keyframe's presentation time is time 0.
-//     Audio before it and video before the first keyframe are dropped.
+//   - The clip starts at the last video keyframe at or before From (or the
+//     first after it when there is none); that keyframe's presentation time
+//     is time 0. Reads start a few seconds earlier so that audio the
+//     recorder stored ahead of the video of the same time is kept; audio
+//     before time 0 and video before the keyframe are dropped. Footage
+//     before a gap or a parameter change that precedes From is not used.
 //   - Each frame lasts until the next frame of its track (decoding times are
 //     presentation time minus Frame.DTSOffset; composition offsets go to
 //     ctts), the last frame as long as the one before. Gaps inside the range

@@ -99,7 +99,7 @@ func fuzzPlanBody(t *testing.T, tracks []ringstore.Track, seq []byte, rangeOff u
 	src := newFakeSource()
 	src.streams["cam1"] = es
 	ctx := context.Background()
-	p, err := Prepare(ctx, src, Options{Stream: "cam1", From: t0, To: now.Add(time.Millisecond)})
+	p, err := Prepare(ctx, src, Options{Stream: "cam1", From: t0.Add(time.Duration(rangeOff%2048) * time.Millisecond), To: now.Add(time.Millisecond)})
 	if err != nil {
 		return
 	}

@@ -40,6 +40,39 @@ type scanState struct {
 	last     time.Time // latest frame time taken
 }
 
+// scanFrom is where reads of the range start (see scan).
+func (p *Plan) scanFrom() time.Time { return p.opts.From.Add(-rereadMargin) }
+
+// rebase moves the clip's start to a later keyframe at start: video taken
+// so far is dropped (decoding restarts at the keyframe), audio from start on
+// is kept.
+func (p *Plan) rebase(st *scanState, start time.Time) {
+	shift := int64(start.Sub(p.Start))
+	st.bytes = 0
+	for _, tp := range p.byID {
+		kept := tp.samples[:0]
+		if !tp.video {
+			for _, s := range tp.samples {
+				if s.pts >= shift {
+					s.pts -= shift
+					kept = append(kept, s)
+					st.bytes += int64(s.size)
+				}
+			}
+		} else {
+			tp.params = paramSets{}
+		}
+		tp.samples = kept
+	}
+	gaps := p.Gaps[:0]
+	for _, g := range p.Gaps {
+		if g.End.After(start) {
+			gaps = append(gaps, g)
+		}
+	}
+	p.Gaps, p.Start = gaps, start
+}
+
 // restart forgets the frames taken so far: the clip starts again at the
 // next keyframe.
 func (p *Plan) restart(st *scanState) {
@@ -51,7 +84,10 @@ func (p *Plan) restart(st *scanState) {
 }
 
 func (p *Plan) scan(ctx context.Context) error {
-	r, err := p.src.Frames(p.Stream, p.opts.From, p.opts.To)
+	// Read from a little before From: the clip still starts at the last
+	// keyframe at or before From, but audio the recorder stored before
+	// that keyframe's video (audio is usually encoded faster) is kept.
+	r, err := p.src.Frames(p.Stream, p.scanFrom(), p.opts.To)
 	if err != nil {
 		return fmt.Errorf("clip: read footage of %s: %w", p.Stream, err)
 	}
@@ -95,6 +131,9 @@ func (p *Plan) newTable(st *scanState, rf ringstore.ReadFrame) bool {
 	next := make(map[uint8]ringstore.Track, len(rf.Tracks))
 	for _, t := range rf.Tracks {
 		next[t.ID] = t
+	}
+	if st.started && !rf.Time.After(p.opts.From) {
+		p.restart(st) // a change before From: the clip starts after it
 	}
 	if !st.started {
 		// Nothing exported yet: simply adopt the newest table.
@@ -156,6 +195,8 @@ func (p *Plan) takeFrame(st *scanState, rf ringstore.ReadFrame) bool {
 		}
 		st.started = true
 		p.Start = rf.Time
+	} else if tp.video && rf.Key && rf.Time.After(p.Start) && !rf.Time.After(p.opts.From) {
+		p.rebase(st, rf.Time) // a later keyframe still at or before From
 	}
 	if rf.Time.Before(p.Start) {
 		return true // audio before the first picture, or leading pictures
