@@ -131,10 +131,11 @@ func (s *Store) checkSlot(i int, h slotHdr, names map[uint32]string, rep *CheckR
 		rep.Records++
 		rep.Bytes += int64(e.length)
 	}
-	f, err := s.file(i)
+	f, release, err := s.acquire(i)
 	if err != nil {
 		return fmt.Errorf("check slot %d: %w", i, err)
 	}
+	defer release()
 	accept := func(rh recordHeader) bool { return rh.gen >= h.baseGen }
 	corrupt := func(off, next int64) {
 		if !indexed[off] {

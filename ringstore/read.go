@@ -142,10 +142,11 @@ func (s *Store) readEntry(e indexEntry) (*record, []byte, error) {
 	if !skip && before > e.gen {
 		return nil, nil, ErrEvicted
 	}
-	f, err := s.file(int(e.slot))
+	f, release, err := s.acquire(int(e.slot))
 	if err != nil {
 		return nil, nil, err
 	}
+	defer release()
 	buf := make([]byte, e.length)
 	if _, err := f.ReadAt(buf, e.offset); err != nil {
 		return nil, nil, fmt.Errorf("read slot %d at %d: %w", e.slot, e.offset, err)
@@ -408,7 +409,7 @@ func (s *Store) ReadAfter(pos Position, max int) ([]Record, error) {
 		if pos != (Position{}) && o.h.baseGen <= pos.Gen && (k+1 == len(order) || order[k+1].h.baseGen > pos.Gen) {
 			from, skipFirst = pos.Offset, true
 		}
-		f, err := s.file(o.i)
+		f, release, err := s.acquire(o.i)
 		if err != nil {
 			return nil, err
 		}
@@ -430,6 +431,7 @@ func (s *Store) ReadAfter(pos Position, max int) ([]Record, error) {
 			}
 			return len(out)+len(got) < max
 		})
+		release()
 		if err != nil {
 			return nil, fmt.Errorf("read after %+v: slot %d: %w", pos, o.i, err)
 		}

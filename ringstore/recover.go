@@ -173,10 +173,11 @@ func (s *Store) recover(ctx context.Context) error {
 		}); err != nil {
 			return fmt.Errorf("open store %s: %w", s.dir, err)
 		}
-		f, err := s.file(w.head)
+		f, release, err := s.acquire(w.head)
 		if err != nil {
 			return fmt.Errorf("open store %s: %w", s.dir, err)
 		}
+		defer release()
 		ids := map[string]uint32{}
 		for id, m := range s.metas {
 			ids[m.name] = id

@@ -71,8 +71,9 @@ type Store struct {
 	log  *slog.Logger
 	now  func() time.Time
 
-	filesMu sync.Mutex
-	files   map[int]vfs.File
+	filesMu   sync.Mutex
+	files     map[int]*slotFile // nil once closed
+	fileClock uint64
 
 	slotMu sync.RWMutex
 	slots  []slotHdr // baseGen is what readers check; written by the writer
@@ -158,7 +159,7 @@ func openStore(dir string, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		dir: dir, opts: opts, fs: opts.FS, vol: vol, db: db, log: log, now: opts.Now,
-		files:   map[int]vfs.File{},
+		files:   map[int]*slotFile{},
 		streams: map[string]*StreamWriter{},
 		durCh:   make(chan struct{}),
 		kick:    make(chan struct{}, 1),
@@ -196,30 +197,78 @@ func openStore(dir string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// file returns slot i's file, opened read-write on first use.
-func (s *Store) file(i int) (vfs.File, error) {
+// maxOpenSlots bounds the slot files kept open: a multi-TB volume has
+// thousands of slots, more than the appliance's file descriptor limit.
+const maxOpenSlots = 256
+
+// slotFile is an open slot file shared by the writer and readers.
+type slotFile struct {
+	f    vfs.File
+	refs int    // users now
+	used uint64 // for closing the least recently used
+}
+
+// acquire returns slot i's file, opened read-write on first use, and the
+// function that releases it. A released file may be closed to stay under
+// maxOpenSlots; one in use never is.
+func (s *Store) acquire(i int) (vfs.File, func(), error) {
 	s.filesMu.Lock()
 	defer s.filesMu.Unlock()
-	if f, ok := s.files[i]; ok {
-		return f, nil
-	}
 	if s.files == nil {
-		return nil, ErrClosed
+		return nil, nil, ErrClosed
 	}
-	f, err := s.fs.OpenReadWrite(slotPath(s.dir, i))
-	if err != nil {
-		return nil, fmt.Errorf("open slot %d: %w", i, err)
+	sf := s.files[i]
+	if sf == nil {
+		f, err := s.fs.OpenReadWrite(slotPath(s.dir, i))
+		if err != nil {
+			return nil, nil, fmt.Errorf("open slot %d: %w", i, err)
+		}
+		sf = &slotFile{f: f}
+		s.files[i] = sf
 	}
-	s.files[i] = f
-	return f, nil
+	sf.refs++
+	s.fileClock++
+	sf.used = s.fileClock
+	s.trimFilesLocked()
+	var once sync.Once
+	return sf.f, func() {
+		once.Do(func() {
+			s.filesMu.Lock()
+			sf.refs--
+			s.filesMu.Unlock()
+		})
+	}, nil
+}
+
+// trimFilesLocked closes the least recently used idle files beyond
+// maxOpenSlots. Every write is synced before its file is released, so
+// closing loses nothing.
+func (s *Store) trimFilesLocked() {
+	limit := maxOpenSlots
+	if s.opts.knobs.maxOpenFiles > 0 {
+		limit = s.opts.knobs.maxOpenFiles
+	}
+	for len(s.files) > limit {
+		victim, oldest := -1, ^uint64(0)
+		for i, sf := range s.files {
+			if sf.refs == 0 && sf.used < oldest {
+				victim, oldest = i, sf.used
+			}
+		}
+		if victim < 0 {
+			return
+		}
+		s.files[victim].f.Close() // read or synced: nothing to lose
+		delete(s.files, victim)
+	}
 }
 
 func (s *Store) closeFiles() error {
 	s.filesMu.Lock()
 	defer s.filesMu.Unlock()
 	var errs []error
-	for _, f := range s.files {
-		errs = append(errs, f.Close())
+	for _, sf := range s.files {
+		errs = append(errs, sf.f.Close())
 	}
 	s.files = nil
 	if s.db != nil {

@@ -851,3 +851,37 @@ func TestLargeRecordsRoundTrip(t *testing.T) {
 	}
 	mustMatchRebuild(t, s)
 }
+
+// TestFewOpenFiles runs a wrapping ring with at most two idle slot files
+// kept open: files are closed and reopened under the writer and readers.
+func TestFewOpenFiles(t *testing.T) {
+	e := newEnv(t, 6<<20, 1<<20)
+	e.opt.knobs.maxOpenFiles = 2
+	s := e.open(t)
+	defer s.Close()
+	w, _ := s.Stream("cam")
+	w.SetTracks(h264Tracks(1))
+	for sec := 0; sec < 40; sec++ {
+		gop(t, w, testBase.Add(time.Duration(sec)*time.Second), 1, 6000)
+		if err := s.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if sec%10 == 9 {
+			readAll(t, s, "cam", testBase, testBase.Add(time.Hour))
+		}
+	}
+	s.filesMu.Lock()
+	n := len(s.files)
+	s.filesMu.Unlock()
+	if n > 2 {
+		t.Fatalf("%d slot files open, want at most 2", n)
+	}
+	if got := readAll(t, s, "cam", testBase, testBase.Add(time.Hour)); len(got) == 0 {
+		t.Fatal("nothing readable")
+	}
+	rep, err := s.Check(context.Background(), nil)
+	if err != nil || !rep.Healthy() {
+		t.Fatalf("check: %v %+v", err, rep)
+	}
+	mustMatchRebuild(t, s)
+}

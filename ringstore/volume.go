@@ -60,6 +60,8 @@ type testKnobs struct {
 	skipGenCheck bool
 	// skipDirSync makes Format skip SyncDir.
 	skipDirSync bool
+	// maxOpenFiles, when set, replaces maxOpenSlots.
+	maxOpenFiles int
 }
 
 func volumePath(dir string) string { return filepath.Join(dir, "VOLUME") }

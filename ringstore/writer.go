@@ -166,10 +166,11 @@ func (s *Store) writeBatch(recs []*record) error {
 // returns how many records it placed, their index entries and the new end.
 func (s *Store) writePart(recs []*record) (n int, entries []indexEntry, end int64, err error) {
 	head, size := s.w.head, s.vol.SlotSize
-	f, err := s.file(head)
+	f, release, err := s.acquire(head)
 	if err != nil {
 		return 0, nil, 0, &writeFault{op: "write", slot: head, err: err}
 	}
+	defer release()
 	buf := s.w.buf[:0]
 	bufOff, cur := s.w.off, s.w.off
 	flush := func() error {
