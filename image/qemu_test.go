@@ -263,17 +263,29 @@ func smokeUinit() []string {
 
 // writeOverlay writes a cpio archive that, appended to the image's
 // initramfs, replaces /etc/uinit.flags (nvrd's arguments) and points
-// /bin/defaultsh, which init starts once nvrd exits, at poweroff (later
-// archive members win).
+// /bin/defaultsh, which init starts once nvrd exits, at smokeoff (drain the
+// console, power off; image/internal/smokeoff), built here. Later archive
+// members win.
 func writeOverlay(t *testing.T, path string, args []string) {
 	t.Helper()
+	bin := filepath.Join(t.TempDir(), "smokeoff")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./internal/smokeoff")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build smokeoff: %v\n%s", err, out)
+	}
+	off, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var buf bytes.Buffer
 	w := cpio.Newc.Writer(&buf)
 	recs := []cpio.Record{
 		cpio.Directory("etc", 0o755),
 		cpio.StaticFile("etc/uinit.flags", fileflag.ArgvToFile(args), 0o444),
 		cpio.Directory("bin", 0o755),
-		cpio.Symlink("bin/defaultsh", "/bbin/poweroff"),
+		cpio.StaticFile("bin/smokeoff", string(off), 0o755),
+		cpio.Symlink("bin/defaultsh", "/bin/smokeoff"),
 	}
 	if err := cpio.WriteRecords(w, recs); err != nil {
 		t.Fatal(err)
@@ -477,8 +489,8 @@ func (v *vm) waitPoweroff(t *testing.T, timeout time.Duration) {
 			t.Fatalf("qemu exited with %v instead of a power-off; console:\n%s", err, v.tail())
 		}
 		v.readers.Wait()
-		if c := v.tail(); strings.Contains(c, "Kernel panic") {
-			t.Fatalf("the guest panicked instead of powering off; console:\n%s", c)
+		if c := v.tail(); strings.Contains(c, "Kernel panic") || !strings.Contains(c, "smokeoff: powering off") {
+			t.Fatalf("the guest stopped without smokeoff's power-off; console:\n%s", c)
 		}
 		t.Logf("powered off after %v", time.Since(v.start).Round(time.Millisecond))
 	case <-time.After(timeout):
