@@ -109,16 +109,20 @@ func TestSentFramesMatchReceived(t *testing.T) {
 
 func TestFrameRing(t *testing.T) {
 	base := time.Unix(1000, 0)
-	r := frameRing{buf: make([]SentFrame, 3)}
-	for i := range 5 {
+	r := frameRing{limit: 3}
+	for i := range 7 {
 		r.add(SentFrame{Time: base.Add(time.Duration(i) * time.Second), RTPTime: uint32(i)})
+		got := r.between(time.Time{}, base.Add(time.Hour))
+		if want := min(i+1, 3); len(got) != want || got[len(got)-1].RTPTime != uint32(i) || got[0].RTPTime != uint32(i+1-want) {
+			t.Fatalf("after %d adds the ring keeps %+v, want the last %d oldest first", i+1, got, want)
+		}
 	}
 	got := r.between(time.Time{}, base.Add(time.Hour))
-	if len(got) != 3 || got[0].RTPTime != 2 || got[2].RTPTime != 4 {
+	if len(got) != 3 || got[0].RTPTime != 4 || got[2].RTPTime != 6 {
 		t.Errorf("ring keeps %+v, want the last 3 oldest first", got)
 	}
-	if got := r.between(base.Add(3*time.Second), base.Add(4*time.Second)); len(got) != 1 || got[0].RTPTime != 3 {
-		t.Errorf("between [3s,4s): %+v", got)
+	if got := r.between(base.Add(5*time.Second), base.Add(6*time.Second)); len(got) != 1 || got[0].RTPTime != 5 {
+		t.Errorf("between [5s,6s): %+v", got)
 	}
 	var none frameRing
 	none.add(SentFrame{})

@@ -68,7 +68,7 @@ type pathCounters struct {
 func newPath(name string, cfg PathConfig, loops [2]*videoLoop, audio *audioLoop, history int, srEvery time.Duration) *path {
 	return &path{
 		name: name, cfg: cfg, loops: loops, audio: audio, srEvery: srEvery,
-		history: frameRing{buf: make([]SentFrame, max(history, 0))},
+		history: frameRing{limit: history},
 		wake:    make(chan struct{}, 1),
 	}
 }
@@ -426,21 +426,30 @@ func ntpTime(t time.Time) uint64 {
 	return sec<<32 | frac
 }
 
-// frameRing keeps the last len(buf) sent frames.
+// frameRing keeps the last limit sent frames; its buffer grows as frames
+// are sent, so paths nobody reads cost nothing.
 type frameRing struct {
-	buf  []SentFrame
-	next int
-	full bool
+	limit int
+	buf   []SentFrame
+	next  int
+	full  bool
 }
 
 func (r *frameRing) add(f SentFrame) {
-	if len(r.buf) == 0 {
+	if r.limit <= 0 {
+		return
+	}
+	if !r.full && len(r.buf) < r.limit {
+		r.buf = append(r.buf, f)
+		if len(r.buf) == r.limit {
+			r.full = true
+		}
 		return
 	}
 	r.buf[r.next] = f
 	r.next++
 	if r.next == len(r.buf) {
-		r.next, r.full = 0, true
+		r.next = 0
 	}
 }
 
@@ -456,7 +465,9 @@ func (r *frameRing) between(from, to time.Time) []SentFrame {
 	}
 	if r.full {
 		visit(r.buf[r.next:])
+		visit(r.buf[:r.next])
+	} else {
+		visit(r.buf)
 	}
-	visit(r.buf[:r.next])
 	return out
 }

@@ -60,7 +60,8 @@ type Options struct {
 	// one is also sent as soon as a reader starts playing. Default 5 s.
 	SenderReportPeriod time.Duration
 	// FrameHistory is how many sent video frames each path remembers for
-	// SentFrames. Default 1500 (60 s at 25 fps); negative keeps none.
+	// SentFrames (about 64 bytes each, allocated as frames are sent).
+	// Default 1500 (60 s at 25 fps); negative keeps none.
 	FrameHistory int
 	// ReadTimeout and WriteTimeout bound RTSP reads and writes. Default 10 s.
 	ReadTimeout, WriteTimeout time.Duration
