@@ -48,11 +48,13 @@
 //     the vip.Manager answers ARP/ND for it itself, only while LeaseFresh:
 //     a quorum confirmed this node's leadership (raft VerifyLeader every
 //     HeartbeatTimeout/6, or the epoch commit) within LeaderLeaseTimeout.
-//   - Default timings are 400 ms heartbeat/election timeout and a 200 ms
-//     lease: hashicorp/raft notices a dead leader 1×–3× HeartbeatTimeout
-//     after the last contact (its follower timer re-arms for a random 1×–2×
-//     whenever the leader was recent), so 400 ms keeps detection under the
-//     1.5 s target.
+//   - Default timings are 400 ms heartbeat/election timeout, a 300 ms
+//     lease and a 50 ms drift margin: hashicorp/raft notices a dead leader
+//     1×–3× HeartbeatTimeout after the last contact (its follower timer
+//     re-arms for a random 1×–2× whenever the leader was recent), so 400 ms
+//     keeps detection under the 1.5 s target; the lease is as long as the
+//     inequality allows, because a leader starved of CPU for longer than the
+//     lease steps down (a 200 ms lease flapped on a machine at load 12).
 //   - Membership lives in raft's own configuration (itself replicated log
 //     state), not in the FSM; the FSM holds epoch, primary and config hash.
 //

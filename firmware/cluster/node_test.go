@@ -381,7 +381,7 @@ func TestTimingValidate(t *testing.T) {
 		ok   bool
 	}{
 		{"defaults", Timing{}, true},
-		{"lease too long", Timing{HeartbeatTimeout: 500 * time.Millisecond, LeaderLeaseTimeout: 400 * time.Millisecond}, false},
+		{"lease too long", Timing{HeartbeatTimeout: 500 * time.Millisecond, LeaderLeaseTimeout: 450 * time.Millisecond}, false},
 		{"margin eats the gap", Timing{HeartbeatTimeout: 500 * time.Millisecond, LeaderLeaseTimeout: 200 * time.Millisecond, DriftMargin: 300 * time.Millisecond}, false},
 		{"election below heartbeat", Timing{HeartbeatTimeout: time.Second, ElectionTimeout: 500 * time.Millisecond}, false},
 		{"tight but safe", Timing{HeartbeatTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond, DriftMargin: 50 * time.Millisecond}, true},

@@ -29,10 +29,14 @@ type Timing struct {
 	// Default HeartbeatTimeout.
 	ElectionTimeout time.Duration
 	// LeaderLeaseTimeout: a leader that has not had a quorum's answer for
-	// this long steps down (and drops the VIP). Default 200 ms.
+	// this long steps down (and drops the VIP). Default 300 ms.
 	LeaderLeaseTimeout time.Duration
-	// DriftMargin covers clock-rate drift and scheduling delay between the
-	// leader's lease check and a follower's election timer. Default 150 ms.
+	// DriftMargin covers clock-rate drift between the leader's lease and a
+	// follower's election timer. Default 50 ms: 12 % of the default
+	// HeartbeatTimeout, far above any crystal's drift. Scheduling delay needs
+	// no margin for the VIP: it answers only while the wall-clock time since
+	// the start of the last quorum-confirmed round is below the lease, so a
+	// starved leader is silent when it wakes, however late its step-down.
 	DriftMargin time.Duration
 	// CommitTimeout bounds how long raft batches before a heartbeat-free
 	// commit. Default 20 ms.
@@ -47,10 +51,10 @@ func (t Timing) withDefaults() Timing {
 		t.ElectionTimeout = t.HeartbeatTimeout
 	}
 	if t.LeaderLeaseTimeout <= 0 {
-		t.LeaderLeaseTimeout = 200 * time.Millisecond
+		t.LeaderLeaseTimeout = 300 * time.Millisecond
 	}
 	if t.DriftMargin <= 0 {
-		t.DriftMargin = 150 * time.Millisecond
+		t.DriftMargin = 50 * time.Millisecond
 	}
 	if t.CommitTimeout <= 0 {
 		t.CommitTimeout = 20 * time.Millisecond

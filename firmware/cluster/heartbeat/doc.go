@@ -20,6 +20,11 @@
 //	| HMAC-SHA256 of everything before (32)                          |
 //	+---------------------------------------------------------------+
 //
+// Versions evolve by appending fields before the MAC: a receiver ignores
+// bytes after the firmware version when the datagram's version is newer than
+// its own, so firmware N and N-1 interoperate during a rolling upgrade (the
+// difference shows as a version-mismatch alarm).
+//
 // "sent ns" is the sender's monotonic clock; the receiver echoes it with the
 // time it held it, so the sender measures RTT without synchronised clocks.
 // The path byte is covered by the MAC and must match the socket it arrived

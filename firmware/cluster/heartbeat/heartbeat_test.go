@@ -2,6 +2,8 @@ package heartbeat
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"context"
 	"log/slog"
 	"net"
@@ -120,6 +122,40 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
+// TestNewerVersionInteroperates: a heartbeat of protocol version 2 with an
+// appended field is read by this version (N-1), and flagged as a mismatch.
+func TestNewerVersionInteroperates(t *testing.T) {
+	m := Message{Version: 2, Seq: 1, NodeID: "b", Firmware: "2.0"}
+	b, _ := m.Marshal(nil, testKey)
+	b = b[:len(b)-macLen]
+	b = append(b, 0xaa, 0xbb) // a field of version 2
+	mac := hmacSum(b)
+	b = append(b, mac...)
+	got, err := Unmarshal(b, testKey)
+	if err != nil || got.Firmware != "2.0" || got.Version != 2 {
+		t.Fatalf("v2 heartbeat: %+v, %v", got, err)
+	}
+	s, _ := New(Options{NodeID: "a", Key: testKey, Paths: []Path{{Name: "d", Local: "127.0.0.1:0", Peer: "127.0.0.1:1"}}})
+	s.receive(s.paths[0], b, &net.UDPAddr{}, time.Now())
+	if st := s.Status(); !st.VersionMismatch || st.PeerProtocolVersion != 2 {
+		t.Fatalf("no version mismatch reported: %+v", st)
+	}
+	// The same trailing bytes on a version-1 datagram are malformed.
+	m.Version = 1
+	b1, _ := m.Marshal(nil, testKey)
+	b1 = append(b1[:len(b1)-macLen], 0xaa)
+	b1 = append(b1, hmacSum(b1)...)
+	if _, err := Unmarshal(b1, testKey); err != ErrMalformed {
+		t.Fatalf("v1 with trailing bytes: %v", err)
+	}
+}
+
+func hmacSum(b []byte) []byte {
+	h := hmac.New(sha256.New, testKey)
+	h.Write(b)
+	return h.Sum(nil)
+}
+
 func TestReorderWithinWindowAccepted(t *testing.T) {
 	s, _ := New(Options{NodeID: "a", Key: testKey, Paths: []Path{{Name: "d", Local: "127.0.0.1:0", Peer: "127.0.0.1:1"}}})
 	p := s.paths[0]
@@ -207,7 +243,7 @@ func FuzzUnmarshal(f *testing.F) {
 		if err != nil {
 			t.Fatalf("accepted message does not marshal: %v", err)
 		}
-		if !bytes.Equal(out[8:], b[8:]) {
+		if m.Version <= ProtocolVersion && !bytes.Equal(out[8:], b[8:]) {
 			t.Fatalf("re-encoding differs")
 		}
 	})

@@ -101,9 +101,11 @@ func Unmarshal(b []byte, key []byte) (*Message, error) {
 	m.NodeID = string(p[1 : 1+n])
 	p = p[1+n:]
 	f := int(p[0])
-	if f > MaxIDLen || len(p) != 1+f {
+	if f > MaxIDLen || len(p) < 1+f || (len(p) > 1+f && m.Version <= ProtocolVersion) {
 		return nil, ErrMalformed
 	}
-	m.Firmware = string(p[1:])
+	// A newer protocol may append fields after the firmware version; this
+	// version ignores them (firmware N-1 reads N's heartbeats).
+	m.Firmware = string(p[1 : 1+f])
 	return m, nil
 }
