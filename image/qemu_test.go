@@ -220,7 +220,7 @@ func TestImageContents(t *testing.T) {
 	if got := content("bin/uinit"); got != "nvrd" && got != "/bin/nvrd" {
 		t.Errorf("bin/uinit -> %q, want nvrd", got)
 	}
-	if got, want := content("etc/uinit.flags"), fileflag.ArgvToFile(mkimage.DefaultUinit); got != want {
+	if got, want := content("etc/uinit.flags"), fileflag.ArgvToFile(mkimage.DefaultUinit()); got != want {
 		t.Errorf("etc/uinit.flags = %q, want %q", got, want)
 	}
 	for _, name := range []string{"init", "bin/nvrd", "bin/defaultsh", "bbin/bb", "bbin/ip", "bbin/dmesg", "lib/modules-load.d/nvr.conf"} {
@@ -246,7 +246,7 @@ func TestImageContents(t *testing.T) {
 			t.Errorf("nvr.conf does not load %s", m)
 		}
 	}
-	if kos < len(mkimage.DefaultModules) || deps != 1 {
+	if kos < len(mkimage.DefaultModules()) || deps != 1 {
 		t.Errorf("%d modules and %d modules.dep in the image", kos, deps)
 	}
 	t.Logf("%d files, %d kernel modules, %d bytes uncompressed", len(files), kos, len(raw))

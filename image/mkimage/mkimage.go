@@ -30,28 +30,34 @@ import (
 // (PMBus power supplies, the I2C stub for tests), md RAID (crc32c_generic is
 // libcrc32c's soft dependency, needed by raid456), virtio for QEMU, and the
 // Intel NICs of the supported boards.
-var DefaultModules = []string{
-	"i6300esb", "softdog", "i2c-dev", "i2c-stub", "i2c-i801",
-	"md_mod", "raid1", "crc32c_generic", "raid456",
-	"virtio_pci", "virtio_blk", "virtio_net",
-	"e1000", "e1000e", "igb",
+func DefaultModules() []string {
+	return []string{
+		"i6300esb", "softdog", "i2c-dev", "i2c-stub", "i2c-i801",
+		"md_mod", "raid1", "crc32c_generic", "raid456",
+		"virtio_pci", "virtio_blk", "virtio_net",
+		"e1000", "e1000e", "igb",
+	}
 }
 
 // DefaultNoAutoload are modules included but not loaded at boot: i2c-stub
 // needs a chip_addr= parameter from whoever uses it.
-var DefaultNoAutoload = []string{"i2c-stub"}
+func DefaultNoAutoload() []string { return []string{"i2c-stub"} }
 
 // DefaultCommands are the u-root commands (cmds/core/NAME) in the image:
 // init, the rescue shell and tools.
-var DefaultCommands = []string{
-	"init", "gosh", "ls", "cat", "dmesg", "ip", "mount", "umount", "ps",
-	"shutdown", "poweroff", "free", "df", "mkdir", "rm", "cp", "mv", "ln",
-	"echo", "uname", "sync", "insmod", "lsmod", "rmmod", "hexdump", "grep",
-	"sleep", "kill", "pci", "wget", "dd",
+func DefaultCommands() []string {
+	return []string{
+		"init", "gosh", "ls", "cat", "dmesg", "ip", "mount", "umount", "ps",
+		"shutdown", "poweroff", "free", "df", "mkdir", "rm", "cp", "mv", "ln",
+		"echo", "uname", "sync", "insmod", "lsmod", "rmmod", "hexdump", "grep",
+		"sleep", "kill", "pci", "wget", "dd",
+	}
 }
 
 // DefaultUinit is what init runs: nvrd with the appliance's paths.
-var DefaultUinit = []string{"run", "--config", "/perm/nvr/config.db", "--data", "/data", "--console", "/dev/ttyS0"}
+func DefaultUinit() []string {
+	return []string{"run", "--config", "/perm/nvr/config.db", "--data", "/data", "--console", "/dev/ttyS0"}
+}
 
 // Output file names in OutDir.
 const (
@@ -90,15 +96,15 @@ type Options struct {
 	// KeyFile is the ed25519 signing key (nvrd firmware keygen). Required.
 	KeyFile string
 	// Modules are the kernel modules in the image, loaded at boot unless
-	// listed in NoAutoload; default DefaultModules.
+	// listed in NoAutoload; default DefaultModules().
 	Modules []string
 	// NoAutoload are modules of Modules not loaded at boot; default
-	// DefaultNoAutoload.
+	// DefaultNoAutoload().
 	NoAutoload []string
 	// Commands are u-root core commands to include; default
-	// DefaultCommands (which must include init and gosh).
+	// DefaultCommands() (which must include init and gosh).
 	Commands []string
-	// Uinit are nvrd's arguments at boot; default DefaultUinit.
+	// Uinit are nvrd's arguments at boot; default DefaultUinit().
 	Uinit []string
 	// Logger receives progress; nil discards.
 	Logger *slog.Logger
@@ -129,16 +135,16 @@ func (o *Options) setDefaults() error {
 		o.RescueDir = filepath.Join(o.RepoDir, "image", "rescue")
 	}
 	if o.Modules == nil {
-		o.Modules = DefaultModules
+		o.Modules = DefaultModules()
 	}
 	if o.NoAutoload == nil {
-		o.NoAutoload = DefaultNoAutoload
+		o.NoAutoload = DefaultNoAutoload()
 	}
 	if o.Commands == nil {
-		o.Commands = DefaultCommands
+		o.Commands = DefaultCommands()
 	}
 	if o.Uinit == nil {
-		o.Uinit = DefaultUinit
+		o.Uinit = DefaultUinit()
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

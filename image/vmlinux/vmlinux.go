@@ -24,16 +24,22 @@ type Payload struct {
 	Format string
 }
 
-var magics = []struct {
+// magics maps each payload compression to its first bytes.
+func magics() []struct {
 	format string
 	magic  []byte
-}{
-	{"gzip", []byte{0x1f, 0x8b}},
-	{"xz", []byte{0xfd, '7', 'z', 'X', 'Z', 0}},
-	{"zstd", []byte{0x28, 0xb5, 0x2f, 0xfd}},
-	{"lz4", []byte{0x02, 0x21, 0x4c, 0x18}},
-	{"bzip2", []byte{'B', 'Z', 'h'}},
-	{"lzma", []byte{0x5d, 0, 0}},
+} {
+	return []struct {
+		format string
+		magic  []byte
+	}{
+		{"gzip", []byte{0x1f, 0x8b}},
+		{"xz", []byte{0xfd, '7', 'z', 'X', 'Z', 0}},
+		{"zstd", []byte{0x28, 0xb5, 0x2f, 0xfd}},
+		{"lz4", []byte{0x02, 0x21, 0x4c, 0x18}},
+		{"bzip2", []byte{'B', 'Z', 'h'}},
+		{"lzma", []byte{0x5d, 0, 0}},
+	}
 }
 
 // ParseHeader reads the setup header of a bzImage of size bytes and locates
@@ -65,7 +71,7 @@ func ParseHeader(r io.ReaderAt, size int64) (Payload, error) {
 	if _, err := r.ReadAt(head, off); err != nil {
 		return Payload{}, fmt.Errorf("vmlinux: read payload: %w", err)
 	}
-	for _, m := range magics {
+	for _, m := range magics() {
 		if bytes.HasPrefix(head, m.magic) {
 			return Payload{Offset: off, Length: n - 4, Format: m.format}, nil
 		}
@@ -113,12 +119,21 @@ func Extract(ctx context.Context, src, dst string) error {
 	return nil
 }
 
-var tools = map[string][]string{
-	"xz":    {"xz", "-dc", "--single-stream"},
-	"lzma":  {"xz", "-dc", "--format=lzma"},
-	"zstd":  {"zstd", "-dcq"},
-	"lz4":   {"lz4", "-dcq"},
-	"bzip2": {"bzip2", "-dc"},
+// tool returns the host command that decompresses format to stdout.
+func tool(format string) ([]string, bool) {
+	switch format {
+	case "xz":
+		return []string{"xz", "-dc", "--single-stream"}, true
+	case "lzma":
+		return []string{"xz", "-dc", "--format=lzma"}, true
+	case "zstd":
+		return []string{"zstd", "-dcq"}, true
+	case "lz4":
+		return []string{"lz4", "-dcq"}, true
+	case "bzip2":
+		return []string{"bzip2", "-dc"}, true
+	}
+	return nil, false
 }
 
 func decompress(ctx context.Context, format string, r io.Reader, w io.Writer) error {
@@ -131,7 +146,7 @@ func decompress(ctx context.Context, format string, r io.Reader, w io.Writer) er
 		_, err = io.Copy(w, zr)
 		return err
 	}
-	argv, ok := tools[format]
+	argv, ok := tool(format)
 	if !ok {
 		return fmt.Errorf("no decompressor for %s", format)
 	}
