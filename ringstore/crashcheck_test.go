@@ -21,8 +21,9 @@ import (
 //  2. Every acknowledged frame that the live store had not evicted reads
 //     back byte-exact, with its time, key flag, track and DTS offset.
 //  3. Every frame returned is one the workload appended (nothing corrupt,
-//     stale or recycled), at most once, in append order per track, with the
-//     track table in force and the marked gaps.
+//     stale or recycled), not evicted before the crash, at most once, in
+//     append order per track, with the track table in force and the marked
+//     gaps.
 //  4. Only the last tick can be lost: everything appended before the last
 //     completed Flush was acknowledged.
 //  5. The index equals the one rebuilt from the slot files (Check, and for
@@ -159,14 +160,14 @@ func (h *crashHarness) checkFrames(st *crashState, s *Store) {
 			h.violate(st, "unknown stream %q listed", in.Name)
 		}
 	}
-	floors := h.floorsFor(st.tick)
+	floors, gone := h.floorsFor(st.tick)
 	for si, name := range h.w.names {
 		frames, err := crashReadStream(s, name, crashBase(), h.w.last)
 		if err != nil {
 			h.violate(st, "read %s: %v (after %d frames)", name, err, len(frames))
 		}
 		seen := map[uint64]bool{}
-		h.checkReturned(st, si, frames, seen)
+		h.checkReturned(st, si, frames, seen, gone[si])
 		// Every acknowledged frame the live store still held must be here.
 		missing := 0
 		var first *crashFrame
@@ -190,7 +191,7 @@ func (h *crashHarness) checkFrames(st *crashState, s *Store) {
 
 // checkReturned checks each returned frame of stream si against the
 // workload, filling seen with the indexes returned.
-func (h *crashHarness) checkReturned(st *crashState, si int, frames []ReadFrame, seen map[uint64]bool) {
+func (h *crashHarness) checkReturned(st *crashState, si int, frames []ReadFrame, seen map[uint64]bool, gone uint64) {
 	name := h.w.names[si]
 	lastIdx := map[uint8]int64{}
 	var prev *crashFrame
@@ -200,6 +201,9 @@ func (h *crashHarness) checkReturned(st *crashState, si int, frames []ReadFrame,
 		if !ok || id.Stream != si || want == nil || want.Tick > st.tick {
 			h.violate(st, "%s frame %d: not a frame appended to this stream before the crash (%d bytes, time %v)", name, i, len(rf.Data), rf.Time)
 			return
+		}
+		if id.Idx < gone {
+			h.violate(st, "%s frame %d (idx %d): evicted before the crash (oldest then was %d), returned again", name, i, id.Idx, gone)
 		}
 		g := want.Frame
 		switch {
