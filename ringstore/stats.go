@@ -23,13 +23,13 @@ type Stats struct {
 	// CommitLatency is the last commit's time from tick to acknowledgement;
 	// CommitLatencyP99 the 99th percentile of the last 1024 commits.
 	CommitLatency, CommitLatencyP99 time.Duration
-	// Commits counts the commits that wrote records.
 	// LastCommit is when the writer last completed a commit tick (with or
 	// without records): it stops moving when the writer is stuck (a hung
 	// fdatasync) or has failed, which is what the appliance's health and
 	// watchdog check.
 	LastCommit time.Time
-	Commits    uint64
+	// Commits counts the commits that wrote records.
+	Commits uint64
 	// Durable is the durable watermark (see Store.Durable).
 	Durable uint64
 	// Alarms are the most recent alarms (at most 16), oldest first;
