@@ -3,9 +3,12 @@ package memfs
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"reflect"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/nvrfw/nvr/ringstore/vfs"
@@ -428,5 +431,65 @@ func TestFileSystemSemantics(t *testing.T) {
 	must(t, m.Remove("/d/a"))
 	if _, err := g.WriteAt([]byte("x"), 0); err != nil {
 		t.Errorf("write to unlinked open file: %v", err)
+	}
+}
+
+func TestConcurrentUseAndClone(t *testing.T) {
+	// Writers on several files, a reader, and crash clones taken from the
+	// hook and from another goroutine, all at once (run with -race).
+	m := New()
+	must(t, m.MkdirAll("/d"))
+	var clones atomic.Int64
+	m.SetHook(func(op Op) {
+		if op.N%7 == 0 {
+			m.CrashClone(CrashOptions{Data: DataRandom, Seed: uint64(op.N)})
+			clones.Add(1)
+		}
+	})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		f, err := m.Create(fmt.Sprintf("/d/f%d", w))
+		must(t, err)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				if _, err := f.WriteAt(fill(byte(w), 700), int64(i*700)); err != nil {
+					t.Error(err)
+					return
+				}
+				if i%5 == 0 {
+					if err := f.Datasync(); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+				buf := make([]byte, 700)
+				if _, err := f.ReadAt(buf, int64(i*700)); err != nil || !bytes.Equal(buf, fill(byte(w), 700)) {
+					t.Errorf("read back: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range 20 {
+			c := m.CrashClone(CrashOptions{Data: DataAll, Dirs: DirsAll})
+			if _, err := c.List("/d"); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	wg.Wait()
+	if clones.Load() == 0 {
+		t.Error("hook never cloned")
+	}
+	c := m.CrashClone(CrashOptions{Data: DataAll, Dirs: DirsAll})
+	for w := range 4 {
+		if got := fileContent(t, c, fmt.Sprintf("/d/f%d", w)); !bytes.Equal(got, fill(byte(w), 50*700)) {
+			t.Errorf("file %d: wrong content after concurrent writes", w)
+		}
 	}
 }
