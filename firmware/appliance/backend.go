@@ -156,7 +156,7 @@ func (b *backend) Export(ctx context.Context, camera string, from, to time.Time)
 	if !knownStream(rec, camera) {
 		return nil, fmt.Errorf("camera %q: %w", camera, api.ErrNotFound)
 	}
-	plan, err := clip.Prepare(ctx, clip.SourceFunc(rec.store.Frames), clip.Options{Stream: camera, From: from, To: to})
+	plan, err := rec.clips.Prepare(ctx, clip.SourceFunc(rec.store.Frames), clip.Options{Stream: camera, From: from, To: to})
 	if errors.Is(err, clip.ErrNoFootage) {
 		return nil, fmt.Errorf("no footage of %s in that range: %w", camera, api.ErrNotFound)
 	}

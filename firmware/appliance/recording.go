@@ -12,6 +12,7 @@ import (
 
 	"github.com/nvrfw/nvr/firmware/events"
 	"github.com/nvrfw/nvr/recorder"
+	"github.com/nvrfw/nvr/recorder/clip"
 	"github.com/nvrfw/nvr/ringstore"
 )
 
@@ -21,6 +22,9 @@ type recording struct {
 	dataDir  string
 	store    *ringstore.Store
 	recorder *recorder.Manager
+	// clips shares one scan of a range among a player's Range requests; it
+	// belongs to this store (a restarted scope starts a new cache).
+	clips *clip.Cache
 
 	mu        sync.Mutex
 	camStates map[string]recorder.State
@@ -104,7 +108,11 @@ func (a *App) runRecording(ctx context.Context, ready func()) (req restartReques
 	if err != nil {
 		return req, nil, fmt.Errorf("start the recorder: %w", err)
 	}
-	rec := &recording{dataDir: dir, store: store, recorder: mgr, camStates: map[string]recorder.State{}}
+	clips, err := clip.NewCache(clip.CacheOptions{})
+	if err != nil {
+		return req, nil, err
+	}
+	rec := &recording{dataDir: dir, store: store, recorder: mgr, clips: clips, camStates: map[string]recorder.State{}}
 	defer func() {
 		a.mu.Lock()
 		a.rec = nil
