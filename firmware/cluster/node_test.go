@@ -349,10 +349,13 @@ func TestSwitchover(t *testing.T) {
 			if c.Role != RoleStandby || !c.Planned || c.Epoch < e2 {
 				t.Fatalf("old primary's last role change %+v, want planned standby at epoch >= %d", c, e2)
 			}
-			newStart := tr.recs[nw].roles[len(tr.recs[nw].roles)-1].At
+			nc, _ := tr.recs[nw].last()
+			newStart := nc.At
 			if c.At.Before(newStart) {
 				t.Fatalf("old primary stopped at %v, before the new one was primary at %v", c.At, newStart)
 			}
+			logMu.Lock()
+			defer logMu.Unlock()
 			if len(log) != 1 || log[0] != "prepared" {
 				t.Fatalf("order: %v", log)
 			}

@@ -304,8 +304,32 @@ func (n *Node) takeover(ctx context.Context) error {
 		}
 		return err
 	}
-	if err := n.call(ctx, string(addr), controlRequest{Op: "transfer", From: n.opts.ID, Epoch: before}); err != nil {
-		return fail(fmt.Errorf("cluster: switchover via %s: %w", id, err))
+	// Leadership may move while we prepare (an election, a flap): ask the
+	// leader of the moment, a few times.
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return fail(ctx.Err())
+			case <-time.After(n.timing.ElectionTimeout / 2):
+			}
+			addr, id = n.raft.LeaderWithID()
+			if addr == "" {
+				continue
+			}
+			if r, _ := n.Role(); r == RolePrimary {
+				err = nil // an earlier call did hand over after all
+				break
+			}
+		}
+		if err = n.call(ctx, string(addr), controlRequest{Op: "transfer", From: n.opts.ID, Epoch: n.Epoch()}); err == nil {
+			break
+		}
+		err = fmt.Errorf("cluster: switchover via %s: %w", id, err)
+	}
+	if err != nil {
+		return fail(err)
 	}
 	for {
 		n.mu.Lock()

@@ -2,9 +2,9 @@ package heartbeat
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"context"
 	"log/slog"
 	"net"
 	"strings"
