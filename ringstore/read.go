@@ -69,33 +69,38 @@ func (s *Store) Spans(stream string, from, to time.Time) ([]Span, []Gap, error) 
 		err := s.db.View(func(tx *bolt.Tx) error {
 			return streamRange(tx, id, f-lookback*bucketPeriod, t, func(e indexEntry) bool {
 				if e.last < f {
-					prevLast = e.last
+					prevLast = max(prevLast, e.last)
 					return true
 				}
-				brk := cur == nil || e.flags&recGap != 0 || e.time0-prevLast > int64(spanBreak)
-				if brk {
-					cause := GapUnknown
-					if e.flags&recGap != 0 {
-						cause = e.cause
-					}
-					gs := unixTime(prevLast)
-					if cur != nil {
-						spans = append(spans, *cur)
-					} else {
-						gs = from
-						if e.time0 <= f && e.flags&recGap == 0 {
-							gs = time.Time{}
-						} else if prevLast == 0 && s.evicted && f < meta.first {
+				marked := e.flags&recGap != 0
+				cause := GapUnknown
+				if marked {
+					cause = e.cause
+				}
+				joined := prevLast != 0 && !marked && e.time0-prevLast <= int64(spanBreak)
+				switch {
+				case cur == nil:
+					// The first record reaching into the range: footage
+					// before it, if any, joins it unless there is a gap.
+					start := laterOf(time.Unix(0, e.time0), from)
+					if joined {
+						start = from
+					} else if e.time0 > f {
+						if prevLast == 0 && !marked && s.evicted && f < meta.first {
 							cause = GapEvicted
 						}
+						gaps = append(gaps, Gap{Start: laterOf(unixTime(prevLast), from), End: time.Unix(0, e.time0), Cause: cause})
 					}
-					if !gs.IsZero() && gs.UnixNano() < e.time0 {
-						gaps = append(gaps, Gap{Start: laterOf(gs, from), End: time.Unix(0, e.time0), Cause: cause})
-					}
-					cur = &Span{Start: laterOf(time.Unix(0, e.time0), from)}
+					cur = &Span{Start: start}
+				case !joined:
+					spans = append(spans, *cur)
+					gaps = append(gaps, Gap{Start: unixTime(prevLast), End: time.Unix(0, e.time0), Cause: cause})
+					cur = &Span{Start: time.Unix(0, e.time0)}
 				}
-				cur.End = earlierOf(time.Unix(0, e.last), to)
-				prevLast = e.last
+				if end := earlierOf(time.Unix(0, e.last), to); end.After(cur.End) {
+					cur.End = end
+				}
+				prevLast = max(prevLast, e.last)
 				return true
 			})
 		})

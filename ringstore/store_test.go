@@ -763,7 +763,7 @@ func TestStatsAndReadAfterCursor(t *testing.T) {
 		}
 	}
 	st := s.Stats()
-	if st.Commits < 3 || st.CommitLatency <= 0 || st.CommitLatencyP99 < st.CommitLatency/2 || st.Used == 0 || len(st.Streams) != 2 || !st.Healthy() {
+	if st.Commits < 3 || st.LastCommit.IsZero() || st.CommitLatency <= 0 || st.CommitLatencyP99 < st.CommitLatency/2 || st.Used == 0 || len(st.Streams) != 2 || !st.Healthy() {
 		t.Fatalf("stats %+v", st)
 	}
 	var pos Position
@@ -884,4 +884,50 @@ func TestFewOpenFiles(t *testing.T) {
 		t.Fatalf("check: %v %+v", err, rep)
 	}
 	mustMatchRebuild(t, s)
+}
+
+func TestSpans(t *testing.T) {
+	e := newEnv(t, 16<<20, 1<<20)
+	s := e.open(t)
+	defer s.Close()
+	w, _ := s.Stream("cam")
+	w.SetTracks(h264Tracks(1))
+	at := func(sec float64) time.Time { return testBase.Add(time.Duration(sec * float64(time.Second))) }
+	gop(t, w, at(0), 10, 300) // 0 .. 9.96
+	gop(t, w, at(13), 7, 300) // a 3 s hole: the same span
+	w.MarkGap(GapCameraOffline, at(20))
+	gop(t, w, at(40), 10, 300) // 40 .. 49.96, after a marked gap
+	gop(t, w, at(60), 10, 300) // a 10 s unmarked hole
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	last := 980 * time.Millisecond // the last audio frame of each second
+	tests := []struct {
+		name     string
+		from, to float64
+		spans    []Span
+		gaps     []Gap
+	}{
+		{"inside", 5, 8, []Span{{at(5), at(7).Add(last)}}, nil},
+		{"before all", -10, 25, []Span{{at(0), at(19).Add(last)}},
+			[]Gap{{at(-10), at(0), GapUnknown}}},
+		{"marked gap", 30, 45, []Span{{at(40), at(44).Add(last)}},
+			[]Gap{{at(30), at(40), GapCameraOffline}}},
+		{"unmarked hole", 52, 65, []Span{{at(60), at(64).Add(last)}},
+			[]Gap{{at(52), at(60), GapUnknown}}},
+		{"across", 5, 100, []Span{{at(5), at(19).Add(last)}, {at(40), at(49).Add(last)}, {at(60), at(69).Add(last)}},
+			[]Gap{{at(19).Add(last), at(40), GapCameraOffline}, {at(49).Add(last), at(60), GapUnknown}}},
+		{"nothing", 200, 300, nil, []Gap{{at(200), at(300), GapUnknown}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spans, gaps, err := s.Spans("cam", at(tt.from), at(tt.to))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(spans) != fmt.Sprint(tt.spans) || fmt.Sprint(gaps) != fmt.Sprint(tt.gaps) {
+				t.Fatalf("spans %v\ngaps %v\nwant %v\n     %v", spans, gaps, tt.spans, tt.gaps)
+			}
+		})
+	}
 }
