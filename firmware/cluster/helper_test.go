@@ -59,6 +59,8 @@ type event struct {
 	MACs   []string          `json:"macs,omitempty"`
 	Status *cluster.Status   `json:"status,omitempty"`
 	Err    string            `json:"err,omitempty"`
+	// Planned marks the old primary's RoleStandby at the end of a switchover.
+	Planned bool `json:"planned,omitempty"`
 	Stats  *nfdelay.Stats    `json:"stats,omitempty"`
 	Extra  map[string]string `json:"extra,omitempty"`
 }
@@ -124,8 +126,11 @@ func helperNode(ctx context.Context, a helperArgs, out *emitter, log *slog.Logge
 		Heartbeat: heartbeat.Options{Paths: a.Paths, FirmwareVersion: a.Firmware},
 		OnRole: func(c cluster.RoleChange) {
 			// The role-following stub: "I am primary from t1 to t2".
-			out.emit(event{T: c.At.UnixNano(), Ev: "role", Role: c.Role.String(), Epoch: c.Epoch})
+			out.emit(event{T: c.At.UnixNano(), Ev: "role", Role: c.Role.String(), Epoch: c.Epoch, Planned: c.Planned})
 		}}
+	if a.VIP != "" {
+		opts.Takeover = stubTakeover{out}
+	}
 	var wg sync.WaitGroup
 	vctx, vcancel := context.WithCancel(context.Background())
 	defer func() { vcancel(); wg.Wait() }()
@@ -158,6 +163,29 @@ func helperNode(ctx context.Context, a helperArgs, out *emitter, log *slog.Logge
 	if err != nil {
 		return err
 	}
+	// SIGUSR1 asks this node for a switchover (the console's command).
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-vctx.Done():
+				return
+			case <-usr1:
+				sctx, cancel := context.WithTimeout(vctx, 15*time.Second)
+				err := n.Switchover(sctx)
+				cancel()
+				ev := event{Ev: "switchover"}
+				if err != nil {
+					ev.Err = err.Error()
+				}
+				out.emit(ev)
+			}
+		}
+	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -254,3 +282,14 @@ func helperInject(a helperArgs, out *emitter) error {
 	out.emit(event{Ev: "injected"})
 	return nil
 }
+
+// stubTakeover is the stub recorder's side of a switchover: "sessions
+// started" is an event.
+type stubTakeover struct{ out *emitter }
+
+func (s stubTakeover) PrepareTakeover(context.Context) error {
+	s.out.emit(event{Ev: "prepare"})
+	return nil
+}
+
+func (s stubTakeover) AbortTakeover() { s.out.emit(event{Ev: "abort"}) }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,6 +72,7 @@ func Require(t testing.TB) {
 func New(t testing.TB) *Rig {
 	t.Helper()
 	Require(t)
+	sweepStale(t)
 	r := &Rig{t: t, prefix: fmt.Sprintf("nvrt%d-%d", os.Getpid(), rigSeq.Add(1))}
 	t.Cleanup(r.destroy)
 	r.mustRun("ip", "netns", "add", r.NS(LAN))
@@ -295,4 +297,33 @@ func tail(s string, n int) string {
 		return s
 	}
 	return "..." + s[len(s)-n:]
+}
+
+// sweepStale deletes rig namespaces left by test processes that no longer
+// exist (a test binary killed by its timeout runs no cleanup).
+func sweepStale(t testing.TB) {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		name, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+		rest, ok := strings.CutPrefix(name, "nvrt")
+		if !ok {
+			continue
+		}
+		pidStr, _, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidStr)
+		if !ok || err != nil || pid == os.Getpid() {
+			continue
+		}
+		if syscall.Kill(pid, 0) == nil {
+			continue // its test is still running
+		}
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			t.Logf("rig: could not delete stale namespace %s: %v: %s", name, err, out)
+		} else {
+			t.Logf("rig: deleted stale namespace %s", name)
+		}
+	}
 }
