@@ -50,19 +50,19 @@ type helperArgs struct {
 
 // event is one line a helper prints on stdout.
 type event struct {
-	T      int64             `json:"t"`
-	Ev     string            `json:"ev"`
-	Role   string            `json:"role,omitempty"`
-	Epoch  uint64            `json:"epoch,omitempty"`
-	What   string            `json:"what,omitempty"`
-	MAC    string            `json:"mac,omitempty"`
-	MACs   []string          `json:"macs,omitempty"`
-	Status *cluster.Status   `json:"status,omitempty"`
-	Err    string            `json:"err,omitempty"`
+	T      int64           `json:"t"`
+	Ev     string          `json:"ev"`
+	Role   string          `json:"role,omitempty"`
+	Epoch  uint64          `json:"epoch,omitempty"`
+	What   string          `json:"what,omitempty"`
+	MAC    string          `json:"mac,omitempty"`
+	MACs   []string        `json:"macs,omitempty"`
+	Status *cluster.Status `json:"status,omitempty"`
+	Err    string          `json:"err,omitempty"`
 	// Planned marks the old primary's RoleStandby at the end of a switchover.
-	Planned bool `json:"planned,omitempty"`
-	Stats  *nfdelay.Stats    `json:"stats,omitempty"`
-	Extra  map[string]string `json:"extra,omitempty"`
+	Planned bool              `json:"planned,omitempty"`
+	Stats   *nfdelay.Stats    `json:"stats,omitempty"`
+	Extra   map[string]string `json:"extra,omitempty"`
 }
 
 func (e event) At() time.Time { return time.Unix(0, e.T) }
