@@ -191,6 +191,7 @@ func runCrashHarness(tb testing.TB, cfg crashConfig) ([]string, int64) {
 	if cfg.variants == nil {
 		cfg.variants = crashDefaultVariants
 	}
+	baseline := runtime.NumGoroutine()
 	h := &crashHarness{cfg: cfg, w: planCrashWorkload(cfg.spec), idxDir: crashIndexDir(tb)}
 	h.work = make(chan *crashState, 2*cfg.workers)
 	for range cfg.workers {
@@ -209,10 +210,29 @@ func runCrashHarness(tb testing.TB, cfg crashConfig) ([]string, int64) {
 	if err != nil {
 		h.violate(nil, "workload: %v", err)
 	}
+	// Every store the harness opened is closed: none may leave a goroutine.
+	if n := waitGoroutines(baseline, 5*time.Second); n > baseline {
+		buf := make([]byte, 1<<16)
+		buf = buf[:runtime.Stack(buf, true)]
+		h.violate(nil, "%d goroutines leaked by closed stores; first stacks:\n%s", n-baseline, buf[:min(len(buf), 4000)])
+	}
 	if n := h.nviolations - len(h.violations); n > 0 {
 		h.violations = append(h.violations, fmt.Sprintf("... %d more violations not kept", n))
 	}
 	return h.violations, h.checked.Load()
+}
+
+// waitGoroutines waits up to limit for the goroutine count to fall to
+// want, and returns the count.
+func waitGoroutines(want int, limit time.Duration) int {
+	deadline := time.Now().Add(limit)
+	for {
+		n := runtime.NumGoroutine()
+		if n <= want || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // violate records a broken invariant.
