@@ -34,104 +34,128 @@ type rebuilt struct {
 	evicted    bool
 }
 
+// volumeScan accumulates what scanVolume finds in the slots.
+type volumeScan struct {
+	rb       *rebuilt
+	voids    []voidBody
+	tabs     []trackTable
+	firstAt  map[string]Position // each stream's first record in the log
+	tmpIDs   map[string]uint32   // provisional ids, by first scan
+	tmpNames []string
+}
+
+// trackTable is a track table found in the log.
+type trackTable struct {
+	at     Position
+	stream string
+	tracks []Track
+}
+
 // scanVolume reads every slot of a volume and reconstructs its index. now and
 // maxAge apply the MaxAge rule as Open does.
 func scanVolume(ctx context.Context, fs vfs.FS, dir string, vol VolumeInfo, knobs testKnobs, now time.Time, maxAge time.Duration) (*rebuilt, error) {
-	rb := &rebuilt{slots: make([]rebuiltSlot, vol.Slots), tracks: map[uint32][]Track{}, head: -1}
-	type voided struct {
-		at  Position
-		v   voidBody
-		gen uint64
+	vs := &volumeScan{
+		rb:      &rebuilt{slots: make([]rebuiltSlot, vol.Slots), tracks: map[uint32][]Track{}, head: -1},
+		firstAt: map[string]Position{},
+		tmpIDs:  map[string]uint32{},
 	}
-	type tracked struct {
-		at     Position
-		stream string
-		tracks []Track
-	}
-	var voids []voided
-	var tabs []tracked
-	names := map[string]bool{}
-	type firstSeen struct {
-		at   Position
-		name string
-	}
-	var seen []firstSeen
-	tmpIDs := map[string]uint32{}
-	var tmpNames []string
 	for i := 0; i < vol.Slots; i++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		f, err := fs.Open(slotPath(dir, i))
-		if err != nil {
-			return nil, fmt.Errorf("open slot %d: %w", i, err)
+		if err := vs.scanSlotFile(fs, dir, vol, i, knobs); err != nil {
+			return nil, err
 		}
-		rs := &rb.slots[i]
-		var prev uint64
-		first := true
-		accept := func(h recordHeader) bool {
-			if knobs.skipGenCheck {
-				return true
-			}
-			if first {
-				return h.gen > 0
-			}
-			return h.gen >= prev
-		}
-		end, err := scanSlot(f, vol.SlotSize, 0, scanOpts{accept: accept, resync: true}, func(off int64, r *record, _ []byte) bool {
-			if first {
-				rs.hdr.baseGen = r.gen
-				first = false
-			}
-			prev = r.gen
-			rb.gen = max(rb.gen, r.gen)
-			pos := Position{Gen: r.gen, Offset: off}
-			switch r.kind {
-			case KindFrames:
-				id, ok := tmpIDs[r.stream]
-				if !ok {
-					id = uint32(len(tmpNames))
-					tmpIDs[r.stream] = id
-					tmpNames = append(tmpNames, r.stream)
-				}
-				if !names[r.stream] {
-					names[r.stream] = true
-				}
-				seen = append(seen, firstSeen{pos, r.stream})
-				r.sid = id
-				rs.entries = append(rs.entries, entryOf(r, i, off, int64(r.length)))
-				if r.flags&recTracks != 0 {
-					tabs = append(tabs, tracked{pos, r.stream, cloneTracks(r.tracks)})
-				}
-			case KindVoid:
-				voids = append(voids, voided{at: pos, v: r.void, gen: r.gen})
-			}
-			return true
-		})
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("scan slot %d: %w", i, err)
-		}
-		rs.hdr.end = end
 	}
-	for _, v := range voids {
-		if int(v.v.slot) >= vol.Slots {
+	vs.applyVoids()
+	vs.rb.settle(vol, now, maxAge)
+	vs.assignIDs()
+	return vs.rb, nil
+}
+
+// scanSlotFile reads slot i's valid records: from offset 0, generations
+// never decreasing, skipping corrupt stretches.
+func (vs *volumeScan) scanSlotFile(fs vfs.FS, dir string, vol VolumeInfo, i int, knobs testKnobs) error {
+	f, err := fs.Open(slotPath(dir, i))
+	if err != nil {
+		return fmt.Errorf("open slot %d: %w", i, err)
+	}
+	defer f.Close()
+	rb := vs.rb
+	rs := &rb.slots[i]
+	var prev uint64
+	first := true
+	accept := func(h recordHeader) bool {
+		if knobs.skipGenCheck {
+			return true
+		}
+		if first {
+			return h.gen > 0
+		}
+		return h.gen >= prev
+	}
+	end, err := scanSlot(f, vol.SlotSize, 0, scanOpts{accept: accept, resync: true}, func(off int64, r *record, _ []byte) bool {
+		if first {
+			rs.hdr.baseGen = r.gen
+			first = false
+		}
+		prev = r.gen
+		rb.gen = max(rb.gen, r.gen)
+		pos := Position{Gen: r.gen, Offset: off}
+		switch r.kind {
+		case KindFrames:
+			id, ok := vs.tmpIDs[r.stream]
+			if !ok {
+				id = uint32(len(vs.tmpNames))
+				vs.tmpIDs[r.stream] = id
+				vs.tmpNames = append(vs.tmpNames, r.stream)
+			}
+			if at, ok := vs.firstAt[r.stream]; !ok || pos.Less(at) {
+				vs.firstAt[r.stream] = pos
+			}
+			r.sid = id
+			rs.entries = append(rs.entries, entryOf(r, i, off, int64(r.length)))
+			if r.flags&recTracks != 0 {
+				vs.tabs = append(vs.tabs, trackTable{pos, r.stream, cloneTracks(r.tracks)})
+			}
+		case KindVoid:
+			vs.voids = append(vs.voids, r.void)
+		}
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("scan slot %d: %w", i, err)
+	}
+	rs.hdr.end = end
+	return nil
+}
+
+// applyVoids drops the records that void records cancel (the tail of a
+// slot whose write failed) and marks those slots suspect.
+func (vs *volumeScan) applyVoids() {
+	for _, v := range vs.voids {
+		if int(v.slot) >= len(vs.rb.slots) {
 			continue
 		}
-		rs := &rb.slots[v.v.slot]
-		if rs.hdr.end == 0 || rs.hdr.baseGen > v.v.gen {
+		rs := &vs.rb.slots[v.slot]
+		if rs.hdr.end == 0 || rs.hdr.baseGen > v.gen {
 			continue // the voided slot was reused since
 		}
 		keep := rs.entries[:0]
 		for _, e := range rs.entries {
-			if e.offset < v.v.offset {
+			if e.offset < v.offset {
 				keep = append(keep, e)
 			}
 		}
 		rs.entries = keep
-		rs.hdr.end = min(rs.hdr.end, v.v.offset)
+		rs.hdr.end = min(rs.hdr.end, v.offset)
 		rs.hdr.state = slotSuspect
 	}
+}
+
+// settle picks the head (the slot started last), the checkpoint, the slot
+// states and summaries, and applies MaxAge.
+func (rb *rebuilt) settle(vol VolumeInfo, now time.Time, maxAge time.Duration) {
 	var best uint64
 	used := 0
 	for i := range rb.slots {
@@ -179,23 +203,27 @@ func scanVolume(ctx context.Context, fs vfs.FS, dir string, vol VolumeInfo, knob
 			rs.entries = nil
 		}
 	}
-	// Stream ids in log order of first appearance among retained records.
-	sort.SliceStable(seen, func(a, b int) bool { return seen[a].at.Less(seen[b].at) })
-	remap := map[uint32]uint32{}
+}
+
+// assignIDs numbers the streams with retained records in log order of first
+// appearance, and sets each one's current (last) track table.
+func (vs *volumeScan) assignIDs() {
+	rb := vs.rb
 	retained := map[string]bool{}
 	for _, rs := range rb.slots {
 		for _, e := range rs.entries {
-			retained[tmpNames[e.stream]] = true
+			retained[vs.tmpNames[e.stream]] = true
 		}
 	}
-	for _, x := range seen {
-		if !retained[x.name] {
-			continue
-		}
-		if _, ok := remap[tmpIDs[x.name]]; !ok {
-			remap[tmpIDs[x.name]] = uint32(len(rb.names))
-			rb.names = append(rb.names, x.name)
-		}
+	var names []string
+	for name := range retained {
+		names = append(names, name)
+	}
+	sort.Slice(names, func(a, b int) bool { return vs.firstAt[names[a]].Less(vs.firstAt[names[b]]) })
+	remap := map[uint32]uint32{}
+	for _, name := range names {
+		remap[vs.tmpIDs[name]] = uint32(len(rb.names))
+		rb.names = append(rb.names, name)
 	}
 	for i := range rb.slots {
 		for j := range rb.slots[i].entries {
@@ -203,13 +231,12 @@ func scanVolume(ctx context.Context, fs vfs.FS, dir string, vol VolumeInfo, knob
 			e.stream = remap[e.stream]
 		}
 	}
-	sort.SliceStable(tabs, func(a, b int) bool { return tabs[a].at.Less(tabs[b].at) })
-	for _, t := range tabs {
-		if id, ok := remap[tmpIDs[t.stream]]; ok {
+	sort.SliceStable(vs.tabs, func(a, b int) bool { return vs.tabs[a].at.Less(vs.tabs[b].at) })
+	for _, t := range vs.tabs {
+		if id, ok := remap[vs.tmpIDs[t.stream]]; ok {
 			rb.tracks[id] = t.tracks
 		}
 	}
-	return rb, nil
 }
 
 // writeIndex writes rb as a complete index for vol at path (replacing it).
