@@ -421,7 +421,7 @@ func (s *Store) ReadAfter(pos Position, max int) ([]Record, error) {
 		var got []Record
 		first := true
 		accept := func(h recordHeader) bool { return s.opts.knobs.skipGenCheck || h.gen >= o.h.baseGen }
-		_, err = scanSlot(f, o.h.end, from, scanOpts{accept: accept}, func(off int64, r *record, raw []byte) bool {
+		_, err = scanSlot(f, o.h.end, from, scanOpts{accept: accept, readSize: 256 << 10}, func(off int64, r *record, raw []byte) bool {
 			if first && skipFirst {
 				first = false
 				if r.gen != pos.Gen {

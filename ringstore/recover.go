@@ -25,6 +25,9 @@ type scanOpts struct {
 	// log); Rebuild and Check do, so one bad record loses nothing else.
 	resync  bool
 	corrupt func(off, next int64)
+	// readSize is the read-ahead; 0 means scanBuf (8 MiB). Cursors reading a
+	// few records use less.
+	readSize int
 }
 
 // scanSlot decodes the records of a slot file from offset from up to size,
@@ -33,7 +36,10 @@ type scanOpts struct {
 // that is reused after fn returns); fn returns false to stop. It returns the
 // end of the last record; err is set only for read errors.
 func scanSlot(f vfs.File, size, from int64, o scanOpts, fn func(off int64, r *record, raw []byte) bool) (int64, error) {
-	sc := slotReader{f: f, size: size}
+	sc := slotReader{f: f, size: size, readSize: int64(o.readSize)}
+	if sc.readSize <= 0 {
+		sc.readSize = scanBuf
+	}
 	off := from
 	var lastGen uint64
 	for off+recMinSize <= size {
@@ -80,10 +86,11 @@ func scanSlot(f vfs.File, size, from int64, o scanOpts, fn func(off int64, r *re
 
 // slotReader reads a slot file through a large buffer.
 type slotReader struct {
-	f      vfs.File
-	size   int64
-	buf    []byte
-	bufOff int64
+	f        vfs.File
+	size     int64
+	readSize int64
+	buf      []byte
+	bufOff   int64
 }
 
 // window returns the bytes [off, off+need) (fewer at the end of the slot),
@@ -93,7 +100,7 @@ func (sr *slotReader) window(off int64, need int) ([]byte, error) {
 	if rel >= 0 && rel+int64(need) <= int64(len(sr.buf)) {
 		return sr.buf[rel:], nil
 	}
-	n := min(max(int64(need), scanBuf), sr.size-off)
+	n := min(max(int64(need), sr.readSize), sr.size-off)
 	if n <= 0 {
 		return nil, nil
 	}
