@@ -57,6 +57,8 @@ type crashConfig struct {
 	skipGenCheck, skipDirSync bool
 	// workers verify crash states in parallel; 0: GOMAXPROCS.
 	workers int
+	// opLog, when set, receives every mutating operation of the workload.
+	opLog *[]string
 	// faults, when set, arms I/O errors on the workload's file system
 	// (faultfs over memfs); recoveries run without them.
 	faults func(*faultfs.FS)
@@ -318,6 +320,9 @@ func (h *crashHarness) storeOptions(fsys vfs.FS, indexPath string) Options {
 func (h *crashHarness) onOp(m *memfs.FS, op memfs.Op) {
 	h.mu.Lock()
 	s, stopped := h.store, h.stopped
+	if h.cfg.opLog != nil {
+		*h.cfg.opLog = append(*h.cfg.opLog, op.String())
+	}
 	h.mu.Unlock()
 	if stopped {
 		return
@@ -522,6 +527,31 @@ func TestCrashHarness(t *testing.T) {
 		t.Errorf("only %d crash states checked; the harness is not exercising the store", n)
 	}
 	reportCrashViolations(t, violations)
+}
+
+// TestCrashWorkloadDeterministic: the same seed makes the same file-system
+// operations, so a crash point found by FuzzCrash (an operation number)
+// replays.
+func TestCrashWorkloadDeterministic(t *testing.T) {
+	var logs [2][]string
+	for i := range logs {
+		cfg := crashSpec(5)
+		cfg.spec.Ticks = 160 // past the first recycling
+		cfg.every = math.MaxInt
+		cfg.opLog = &logs[i]
+		if violations, _ := runCrashHarness(t, cfg); len(violations) > 0 {
+			t.Fatalf("run %d: %v", i, violations)
+		}
+	}
+	if len(logs[0]) < 300 {
+		t.Fatalf("only %d operations: the workload did not run", len(logs[0]))
+	}
+	for i := range max(len(logs[0]), len(logs[1])) {
+		if crashAt(logs[0], i) != crashAt(logs[1], i) {
+			t.Fatalf("operation %d differs between two runs of the same seed: %s vs %s", i, crashAt(logs[0], i), crashAt(logs[1], i))
+		}
+	}
+	t.Logf("%d operations, identical in both runs", len(logs[0]))
 }
 
 // TestCrashHarnessCatchesSkipGenCheck: with generation checks disabled,
