@@ -28,6 +28,16 @@ import (
 // appends were acknowledged (seq <= Durable()). Each crash state is then
 // recovered and checked (crashcheck_test.go). bbolt cannot run on memfs, so
 // the index lives in a real directory; crashSplitFS routes it there.
+//
+// Running it:
+//
+//	go test ./ringstore -run 'TestCrash|TestKill' -v           # ~2,400 crash states, 50 kills
+//	go test ./ringstore -run 'TestCrash|TestKill' -v -args -long  # every variant at every op, 200 kills
+//	FUZZTIME=10m FUZZPKGS=./ringstore make fuzz                 # FuzzCrash: seed, crash point, variant
+//
+// A violation names the crash state: workload tick, the memfs operation
+// (its number N replays: the workload is deterministic), the variant and
+// seed, and the durable watermark.
 
 var crashLong = flag.Bool("long", false, "crash tests: take every crash variant at every operation, crash during more recoveries")
 
