@@ -263,16 +263,17 @@ func smokeUinit() []string {
 
 // writeOverlay writes a cpio archive that, appended to the image's
 // initramfs, replaces /etc/uinit.flags (nvrd's arguments) and points
-// /bin/defaultsh, which init starts once nvrd exits, at smokeoff (drain the
-// console, power off; image/internal/smokeoff), built here. Later archive
-// members win.
+// /bin/uinit at smokeuinit (image/internal/smokeuinit, built here), which
+// runs /bin/nvrd with them, its output straight on the console, and then
+// powers off. Later archive members win. TestImageContents checks the real
+// /bin/uinit link to nvrd.
 func writeOverlay(t *testing.T, path string, args []string) {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "smokeoff")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./internal/smokeoff")
+	bin := filepath.Join(t.TempDir(), "smokeuinit")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./internal/smokeuinit")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build smokeoff: %v\n%s", err, out)
+		t.Fatalf("build smokeuinit: %v\n%s", err, out)
 	}
 	off, err := os.ReadFile(bin)
 	if err != nil {
@@ -284,8 +285,8 @@ func writeOverlay(t *testing.T, path string, args []string) {
 		cpio.Directory("etc", 0o755),
 		cpio.StaticFile("etc/uinit.flags", fileflag.ArgvToFile(args), 0o444),
 		cpio.Directory("bin", 0o755),
-		cpio.StaticFile("bin/smokeoff", string(off), 0o755),
-		cpio.Symlink("bin/defaultsh", "/bin/smokeoff"),
+		cpio.StaticFile("bin/smokeuinit", string(off), 0o755),
+		cpio.Symlink("bin/uinit", "/bin/smokeuinit"),
 	}
 	if err := cpio.WriteRecords(w, recs); err != nil {
 		t.Fatal(err)
@@ -352,7 +353,7 @@ func expectHealthy(t *testing.T, ctx context.Context, qemu string, m *slots.Mana
 	if c := vm.tail(); strings.Contains(c, "can't install") {
 		t.Errorf("a kernel module failed to load at boot; console:\n%s", c)
 	}
-	// nvrd exited; init runs /bin/defaultsh, here poweroff.
+	// nvrd exited; smokeuinit powers off.
 	vm.waitPoweroff(t, time.Minute)
 	vm.stop(t)
 }
@@ -489,8 +490,8 @@ func (v *vm) waitPoweroff(t *testing.T, timeout time.Duration) {
 			t.Fatalf("qemu exited with %v instead of a power-off; console:\n%s", err, v.tail())
 		}
 		v.readers.Wait()
-		if c := v.tail(); strings.Contains(c, "Kernel panic") || !strings.Contains(c, "smokeoff: powering off") {
-			t.Fatalf("the guest stopped without smokeoff's power-off; console:\n%s", c)
+		if c := v.tail(); strings.Contains(c, "Kernel panic") || !strings.Contains(c, "smokeuinit: nvrd: exit status 0; powering off") {
+			t.Fatalf("the guest stopped without nvrd's success and smokeuinit's power-off; console:\n%s", c)
 		}
 		t.Logf("powered off after %v", time.Since(v.start).Round(time.Millisecond))
 	case <-time.After(timeout):
