@@ -605,6 +605,24 @@ func TestCrashHarnessCatchesSkipDirSync(t *testing.T) {
 	}
 }
 
+// TestCrashHarnessCatchesDroppedFlush: a store whose slot Datasyncs do not
+// reach the disk (here: a disk that ignores them) acknowledges frames a power
+// cut loses; the harness must say so.
+func TestCrashHarnessCatchesDroppedFlush(t *testing.T) {
+	cfg := crashSpec(6)
+	cfg.spec.Ticks = 40
+	cfg.variants = func(n int) []memfs.CrashOptions { return []memfs.CrashOptions{{Seed: uint64(n)}} }
+	cfg.faults = func(f *faultfs.FS) { f.Drop(faultfs.All(faultfs.Kinds(faultfs.OpDatasync), faultfs.Glob("*.slot"))) }
+	violations, n := runCrashHarness(t, cfg)
+	t.Logf("dropped flushes: %d crash states checked", n)
+	if len(violations) == 0 {
+		t.Fatalf("the harness found no violation though slot Datasyncs never reached the disk")
+	}
+	for _, v := range violations[:min(3, len(violations))] {
+		t.Logf("caught: %s", v)
+	}
+}
+
 // TestCrashHarnessWithSyncErrors: slot Datasyncs fail now and then (EIO);
 // the store must seal the slot, re-write the batch in the next one and never
 // acknowledge from the failed slot, whatever crash follows.

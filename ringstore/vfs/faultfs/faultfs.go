@@ -2,6 +2,7 @@ package faultfs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -118,9 +119,18 @@ type FS struct {
 // 0 (then it is spent), or every one when nth == 0.
 type rule struct {
 	pred func(Op) bool
-	err  error
+	err  error // errDropped: a Drop rule
 	nth  int
 	seen int
+}
+
+// errDropped tells a droppable operation to report success without
+// reaching the inner FS.
+var errDropped = errors.New("faultfs: dropped")
+
+// droppable reports whether Drop applies to kind.
+func droppable(kind OpKind) bool {
+	return kind == OpWriteAt || kind == OpDatasync || kind == OpSync || kind == OpSyncDir
 }
 
 // New wraps inner; with no rules set it passes everything through.
@@ -145,6 +155,15 @@ func (f *FS) FailNth(n int, pred func(Op) bool, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.rules = append(f.rules, &rule{pred: pred, err: err, nth: n})
+}
+
+// Drop makes every later WriteAt, Datasync, Sync and SyncDir matching pred
+// report success without reaching the inner FS, until Clear: a disk that
+// ignores cache flushes, or loses writes. Other operations are not dropped.
+func (f *FS) Drop(pred func(Op) bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rules = append(f.rules, &rule{pred: func(op Op) bool { return droppable(op.Kind) && pred(op) }, err: errDropped})
 }
 
 // Hang makes every later operation matching pred block, before reaching the
@@ -254,7 +273,18 @@ func (f *FS) before(op Op) error {
 		return nil
 	}
 	f.injected++
+	if fire.err == errDropped {
+		return errDropped
+	}
 	return &fs.PathError{Op: op.Kind.String(), Path: op.Path, Err: fire.err}
+}
+
+// dropped turns errDropped into success.
+func dropped(err error) error {
+	if err == errDropped {
+		return nil
+	}
+	return err
 }
 
 // Create implements vfs.FS.
@@ -334,7 +364,7 @@ func (f *FS) Exists(name string) (bool, error) {
 // SyncDir implements vfs.FS.
 func (f *FS) SyncDir(dir string) error {
 	if err := f.before(Op{Kind: OpSyncDir, Path: dir}); err != nil {
-		return err
+		return dropped(err)
 	}
 	return f.inner.SyncDir(dir)
 }
@@ -354,6 +384,9 @@ func (w *file) ReadAt(p []byte, off int64) (int, error) {
 
 func (w *file) WriteAt(p []byte, off int64) (int, error) {
 	if err := w.fs.before(Op{Kind: OpWriteAt, Path: w.name, Off: off, Len: int64(len(p))}); err != nil {
+		if err == errDropped {
+			return len(p), nil
+		}
 		return 0, err
 	}
 	return w.inner.WriteAt(p, off)
@@ -378,14 +411,14 @@ func (w *file) Preallocate(size int64) error {
 
 func (w *file) Datasync() error {
 	if err := w.fs.before(Op{Kind: OpDatasync, Path: w.name}); err != nil {
-		return err
+		return dropped(err)
 	}
 	return w.inner.Datasync()
 }
 
 func (w *file) Sync() error {
 	if err := w.fs.before(Op{Kind: OpSync, Path: w.name}); err != nil {
-		return err
+		return dropped(err)
 	}
 	return w.inner.Sync()
 }

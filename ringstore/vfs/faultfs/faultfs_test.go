@@ -138,6 +138,50 @@ func TestInjectedErrorKind(t *testing.T) {
 	}
 }
 
+func TestDrop(t *testing.T) {
+	m := memfs.New()
+	f := New(m)
+	if err := f.MkdirAll("/v"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.SyncDir("/"); err != nil {
+		t.Fatal(err)
+	}
+	fl, err := f.Create("/v/a.slot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Drop(Glob("*.slot"))
+	if err := f.SyncDir("/v"); err != nil { // not a slot: passes
+		t.Fatal(err)
+	}
+	if n, err := fl.WriteAt([]byte("abc"), 0); n != 3 || err != nil {
+		t.Fatalf("dropped write: %d, %v; want success", n, err)
+	}
+	if err := fl.Datasync(); err != nil {
+		t.Fatalf("dropped Datasync: %v", err)
+	}
+	if n, _ := fl.Size(); n != 0 {
+		t.Errorf("a dropped write reached the file: size %d", n)
+	}
+	f.Clear()
+	if _, err := fl.WriteAt([]byte("abc"), 0); err != nil {
+		t.Fatal(err)
+	}
+	f.Drop(Kinds(OpDatasync))
+	if err := fl.Datasync(); err != nil {
+		t.Fatal(err)
+	}
+	// The flush was dropped: a crash loses the write; the entry survives.
+	c := m.CrashClone(memfs.CrashOptions{})
+	if got, err := c.ReadFile("/v/a.slot"); err != nil || len(got) != 0 {
+		t.Errorf("after a dropped flush and a crash: %q, %v; want an empty file", got, err)
+	}
+	if f.Injected() != 3 {
+		t.Errorf("Injected() = %d, want 3", f.Injected())
+	}
+}
+
 func TestCounts(t *testing.T) {
 	f, files := setup(t)
 	fl := files["/v/slots/000000.slot"]
