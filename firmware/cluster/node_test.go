@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nvrfw/nvr/firmware/cluster/heartbeat"
 	"github.com/nvrfw/nvr/firmware/cluster/pairing"
 )
 
@@ -90,6 +91,7 @@ type trio struct {
 	logs    *syncBuf
 	timing  map[string]Timing
 	canLead map[string]func() error
+	hb      map[string]heartbeat.Options
 }
 
 type syncBuf struct {
@@ -136,7 +138,7 @@ func newTrio(t *testing.T) *trio {
 		t.Fatal(err)
 	}
 	tr := &trio{t: t, peers: peers, bundles: map[string]*pairing.Bundle{}, dirs: map[string]string{}, recs: map[string]*recorder{},
-		nodes: map[string]*Node{}, stops: map[string]func(){}, logs: &syncBuf{}, timing: map[string]Timing{}, canLead: map[string]func() error{}}
+		nodes: map[string]*Node{}, stops: map[string]func(){}, logs: &syncBuf{}, timing: map[string]Timing{}, canLead: map[string]func() error{}, hb: map[string]heartbeat.Options{}}
 	for i, p := range peers {
 		tr.bundles[p.ID] = bs[i]
 		tr.dirs[p.ID] = t.TempDir()
@@ -157,7 +159,7 @@ func (tr *trio) start(id string) {
 	rec := &recorder{id: id}
 	tr.recs[id] = rec
 	opts := Options{ID: id, Peers: tr.peers, Dir: tr.dirs[id], Pairing: tr.bundles[id], Timing: tr.timing[id],
-		OnRole: rec.OnRole, Takeover: rec, CanLead: tr.canLead[id],
+		OnRole: rec.OnRole, Takeover: rec, CanLead: tr.canLead[id], Heartbeat: tr.hb[id],
 		Logger: slog.New(slog.NewTextHandler(tr.logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", id)}
 	if id != "w" {
 		opts.VIP = rec
@@ -478,4 +480,56 @@ func TestStatusText(t *testing.T) {
 			t.Errorf("status text lacks %q:\n%s", want, b.String())
 		}
 	}
+}
+
+// TestMirrorPath: the mirror ships over the dedicated link while its
+// heartbeats arrive and falls back to the LAN when they do not. b's
+// dedicated heartbeats go to a dead port, so a hears b only on the LAN.
+func TestMirrorPath(t *testing.T) {
+	tr := newTrio(t)
+	u := udpPorts(t, 5)
+	tr.hb["a"] = heartbeat.Options{Interval: 20 * time.Millisecond, Paths: []heartbeat.Path{{Name: "dedicated", Local: u[0], Peer: u[1]}, {Name: "lan", Local: u[2], Peer: u[3]}}}
+	tr.hb["b"] = heartbeat.Options{Interval: 20 * time.Millisecond, Paths: []heartbeat.Path{{Name: "dedicated", Local: u[1], Peer: u[4]}, {Name: "lan", Local: u[3], Peer: u[2]}}}
+	for _, id := range []string{"a", "b", "w"} {
+		tr.start(id)
+	}
+	tr.waitPrimary(0, 10*time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	var pa, pb heartbeat.Path
+	for time.Now().Before(deadline) {
+		pa, _ = tr.nodes["a"].MirrorPath()
+		pb, _ = tr.nodes["b"].MirrorPath()
+		if pa.Name == "lan" && pb.Name == "dedicated" {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if pa.Name != "lan" || pb.Name != "dedicated" {
+		t.Fatalf("mirror paths: a %q (want lan), b %q (want dedicated)", pa.Name, pb.Name)
+	}
+	if _, ok := tr.nodes["w"].MirrorPath(); ok {
+		t.Fatal("witness has a mirror path")
+	}
+	st := tr.nodes["a"].Status()
+	if st.Heartbeat == nil || st.Heartbeat.PeerID != "b" {
+		t.Fatalf("a's heartbeat status: %+v", st.Heartbeat)
+	}
+}
+
+func udpPorts(t *testing.T, n int) []string {
+	t.Helper()
+	var out []string
+	var cs []*net.UDPConn
+	for i := 0; i < n; i++ {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, c)
+		out = append(out, c.LocalAddr().String())
+	}
+	for _, c := range cs {
+		c.Close()
+	}
+	return out
 }

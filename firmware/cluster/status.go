@@ -99,3 +99,21 @@ func orNone(s string) string {
 	}
 	return s
 }
+
+// MirrorPath returns the heartbeat path the mirror should ship over: the
+// first configured path (dedicated link first) whose heartbeats are
+// arriving; ok is false when none is up (or heartbeats are not configured).
+// Path.Peer holds the peer's heartbeat address; the mirror dials its own
+// port on the same host.
+func (n *Node) MirrorPath() (p heartbeat.Path, ok bool) {
+	if n.hb == nil {
+		return heartbeat.Path{}, false
+	}
+	pref := n.hb.Status().Preferred
+	for _, q := range n.opts.Heartbeat.Paths {
+		if q.Name == pref {
+			return q, true
+		}
+	}
+	return heartbeat.Path{}, false
+}
