@@ -60,6 +60,13 @@ func (n *Node) call(ctx context.Context, addr string, req controlRequest) error 
 // connection goroutine, bounded by the node's context.
 func (n *Node) serveControl(c net.Conn) {
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	// The transport listens before raft exists; calls wait for it.
+	select {
+	case <-n.started:
+	case <-time.After(5 * time.Second):
+		_ = json.NewEncoder(c).Encode(controlResponse{Error: "node not started"})
+		return
+	}
 	var req controlRequest
 	if err := json.NewDecoder(c).Decode(&req); err != nil {
 		return

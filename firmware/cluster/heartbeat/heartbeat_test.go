@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"log/slog"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -181,6 +182,7 @@ func TestTwoServices(t *testing.T) {
 	}
 	b, _ := New(Options{NodeID: "b", Key: testKey, FirmwareVersion: "1.1", ConfigHash: hash(2), Interval: 20 * time.Millisecond,
 		Paths: []Path{{"dedicated", ports[1], ports[0]}, {"lan", ports[3], ports[2]}}})
+	base := runtime.NumGoroutine()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for _, s := range []*Service{a, b} {
@@ -198,6 +200,9 @@ func TestTwoServices(t *testing.T) {
 	}
 	cancel()
 	wg.Wait()
+	if g := runtime.NumGoroutine(); g > base {
+		t.Errorf("goroutines leaked: %d before Run, %d after", base, g)
+	}
 	if !st.Paths[0].Up || !st.Paths[1].Up || st.Preferred != "dedicated" {
 		t.Fatalf("paths not up: %+v", st)
 	}
