@@ -32,6 +32,7 @@ type pair struct {
 	procs map[string]*rig.Proc
 	arp   *rig.Proc
 	macs  map[string]string // MAC -> node
+	vip   string            // rig.VIP unless set before up
 }
 
 func newPair(t *testing.T) *pair {
@@ -41,7 +42,7 @@ func newPair(t *testing.T) *pair {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &pair{t: t, r: r, bin: bin, dirs: map[string]string{}, cfg: map[string]string{}, procs: map[string]*rig.Proc{}, macs: map[string]string{}}
+	p := &pair{t: t, r: r, bin: bin, vip: rig.VIP, dirs: map[string]string{}, cfg: map[string]string{}, procs: map[string]*rig.Proc{}, macs: map[string]string{}}
 	names := []string{rig.Primary, rig.Standby, rig.Witness}
 	bs, err := pairing.Pair(names)
 	if err != nil {
@@ -70,7 +71,7 @@ func (p *pair) start(name string) {
 	if name != rig.Witness {
 		part = "node"
 		other := map[string]string{rig.Primary: rig.Standby, rig.Standby: rig.Primary}[name]
-		a.VIP, a.Link = rig.VIP, "lan0"
+		a.VIP, a.Link = p.vip, "lan0"
 		a.Paths = []heartbeat.Path{
 			{Name: "dedicated", Local: rig.DedAddr[name] + ":7200", Peer: rig.DedAddr[other] + ":7200"},
 			{Name: "lan", Local: rig.LANAddr[name] + ":7201", Peer: rig.LANAddr[other] + ":7201"},
@@ -86,8 +87,12 @@ func (p *pair) start(name string) {
 
 func (p *pair) startARP() {
 	p.t.Helper()
-	js, _ := json.Marshal(helperArgs{ID: "client", VIP: rig.VIP, Link: "lan0", Interval: 20 * time.Millisecond})
-	p.arp = p.r.Start(rig.Client, "arpwatch", []string{helperEnv + "=arpwatch", argsEnv + "=" + string(js)}, p.bin)
+	js, _ := json.Marshal(helperArgs{ID: "client", VIP: p.vip, Link: "lan0", Interval: 20 * time.Millisecond})
+	watch := "arpwatch"
+	if p.vip != rig.VIP {
+		watch = "ndpwatch"
+	}
+	p.arp = p.r.Start(rig.Client, watch, []string{helperEnv + "=" + watch, argsEnv + "=" + string(js)}, p.bin)
 }
 
 func parseEvents(pr *rig.Proc) []event {
@@ -474,4 +479,19 @@ func TestRigSwitchover(t *testing.T) {
 	}
 	rounds, silent := p.checkOneHolder()
 	t.Logf("switchovers: ARP rounds %d (%d silent), never two holders", rounds, silent)
+}
+
+// TestRigIPv6VIP: with an IPv6 VIP, neighbour discovery from the client
+// finds the primary, and the standby after the primary is killed; never two.
+func TestRigIPv6VIP(t *testing.T) {
+	p := newPair(t)
+	p.vip = rig.VIP6
+	e1 := p.up()
+	tKill := time.Now()
+	p.procs[rig.Primary].Kill()
+	ev := p.wait(rig.Standby, tKill, 10*time.Second, isRole("primary"))
+	tVIP := p.waitVIP(rig.Standby, tKill, 10*time.Second)
+	rounds, silent := p.checkOneHolder()
+	t.Logf("IPv6 VIP %s: SIGKILL primary: standby primary (epoch %d->%d) after %v, answering neighbour solicitations after %v; ND rounds %d (%d silent), never two holders",
+		rig.VIP6, e1, ev.Epoch, ev.At().Sub(tKill).Round(time.Millisecond), tVIP.Sub(tKill).Round(time.Millisecond), rounds, silent)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mdlayher/arp"
+	"github.com/mdlayher/ndp"
 
 	"github.com/nvrfw/nvr/firmware/cluster"
 	"github.com/nvrfw/nvr/firmware/cluster/heartbeat"
@@ -99,6 +100,8 @@ func runHelper(part string) int {
 		err = helperNode(ctx, a, out, log)
 	case "arpwatch":
 		err = helperARPWatch(ctx, a, out)
+	case "ndpwatch":
+		err = helperNDPWatch(ctx, a, out)
 	case "nfdelay":
 		err = helperDelay(ctx, a, out)
 	case "inject":
@@ -293,3 +296,54 @@ func (s stubTakeover) PrepareTakeover(context.Context) error {
 }
 
 func (s stubTakeover) AbortTakeover() { s.out.emit(event{Ev: "abort"}) }
+
+// helperNDPWatch is the IPv6 client probe: a neighbour solicitation for the
+// VIP every Interval; the round's answers are the target link-layer
+// addresses of the advertisements for it (emitted as "arp" rounds).
+func helperNDPWatch(ctx context.Context, a helperArgs, out *emitter) error {
+	ifi, err := net.InterfaceByName(a.Link)
+	if err != nil {
+		return err
+	}
+	c, _, err := ndp.Listen(ifi, ndp.LinkLocal)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	target := netip.MustParseAddr(a.VIP)
+	snm, err := ndp.SolicitedNodeMulticast(target)
+	if err != nil {
+		return err
+	}
+	ns := &ndp.NeighborSolicitation{TargetAddress: target,
+		Options: []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Source, Addr: ifi.HardwareAddr}}}
+	out.emit(event{Ev: "start", MAC: ifi.HardwareAddr.String()})
+	for ctx.Err() == nil {
+		start := time.Now()
+		if err := c.WriteTo(ns, nil, snm); err != nil {
+			return err
+		}
+		end := start.Add(a.Interval)
+		seen := map[string]bool{}
+		var macs []string
+		for time.Now().Before(end) {
+			_ = c.SetReadDeadline(end)
+			msg, _, _, err := c.ReadFrom()
+			if err != nil {
+				break
+			}
+			na, ok := msg.(*ndp.NeighborAdvertisement)
+			if !ok || na.TargetAddress != target {
+				continue
+			}
+			for _, o := range na.Options {
+				if lla, ok := o.(*ndp.LinkLayerAddress); ok && lla.Direction == ndp.Target && !seen[lla.Addr.String()] {
+					seen[lla.Addr.String()] = true
+					macs = append(macs, lla.Addr.String())
+				}
+			}
+		}
+		out.emit(event{T: start.UnixNano(), Ev: "arp", MACs: macs})
+	}
+	return nil
+}

@@ -10,7 +10,8 @@
 //	   ded0 \___/ ded0
 //
 // Addresses: LAN 10.77.0.0/24 (primary .1, standby .2, witness .3, camera
-// .4, client .5; VIP .100), dedicated link 10.78.0.1/30 and .2.
+// .4, client .5; VIP .100) and fd77::/64 (same host numbers, VIP fd77::100;
+// duplicate address detection off), dedicated link 10.78.0.1/30 and .2.
 //
 // Faults: Loss adds an nftables rule (numgen random mod 100 < P drop) on an
 // interface's output; Delay steers its output to an NFQUEUE (iptables-nft,

@@ -31,8 +31,15 @@ var (
 	DedAddr = map[string]string{Primary: "10.78.0.1", Standby: "10.78.0.2"}
 )
 
-// VIP is the service address.
-const VIP = "10.77.0.100"
+// VIP is the service address; VIP6 its IPv6 counterpart.
+const (
+	VIP  = "10.77.0.100"
+	VIP6 = "fd77::100"
+)
+
+// LANAddr6 are the IPv6 LAN addresses (fd77::/64, no duplicate address
+// detection in the rig).
+var LANAddr6 = map[string]string{Primary: "fd77::1", Standby: "fd77::2", Witness: "fd77::3", Camera: "fd77::4", Client: "fd77::5"}
 
 var rigSeq atomic.Int64
 
@@ -81,12 +88,14 @@ func New(t testing.TB) *Rig {
 	r.nsRun(LAN, "ip", "link", "set", "br0", "up")
 	for _, n := range []string{Primary, Standby, Witness, Camera, Client} {
 		r.mustRun("ip", "netns", "add", r.NS(n))
+		r.nsRun(n, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0")
 		r.nsRun(n, "ip", "link", "set", "lo", "up")
 		port := "p-" + n[:3]
 		r.mustRun("ip", "link", "add", "lan0", "netns", r.NS(n), "type", "veth", "peer", "name", port, "netns", r.NS(LAN))
 		r.nsRun(LAN, "ip", "link", "set", port, "master", "br0")
 		r.nsRun(LAN, "ip", "link", "set", port, "up")
 		r.nsRun(n, "ip", "addr", "add", LANAddr[n]+"/24", "dev", "lan0")
+		r.nsRun(n, "ip", "-6", "addr", "add", LANAddr6[n]+"/64", "dev", "lan0", "nodad")
 		r.nsRun(n, "ip", "link", "set", "lan0", "up")
 	}
 	r.mustRun("ip", "link", "add", "ded0", "netns", r.NS(Primary), "type", "veth", "peer", "name", "ded0", "netns", r.NS(Standby))

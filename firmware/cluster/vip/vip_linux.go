@@ -264,6 +264,11 @@ func (m *Manager) runNDP(ctx context.Context) error {
 		if !ok || ns.TargetAddress != m.opts.Addr || !m.answering() {
 			continue
 		}
+		if from.IsUnspecified() {
+			// A duplicate address probe: answer to all nodes, unsolicited.
+			_ = c.WriteTo(na(false), nil, netip.IPv6LinkLocalAllNodes())
+			continue
+		}
 		_ = c.WriteTo(na(true), nil, from)
 	}
 	return nil
