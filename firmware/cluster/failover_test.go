@@ -33,6 +33,7 @@ type pair struct {
 	arp   *rig.Proc
 	macs  map[string]string // MAC -> node
 	vip   string            // rig.VIP unless set before up
+	fw    map[string]string // firmware version per node; default 1.0.0
 }
 
 func newPair(t *testing.T) *pair {
@@ -42,7 +43,7 @@ func newPair(t *testing.T) *pair {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &pair{t: t, r: r, bin: bin, vip: rig.VIP, dirs: map[string]string{}, cfg: map[string]string{}, procs: map[string]*rig.Proc{}, macs: map[string]string{}}
+	p := &pair{t: t, r: r, bin: bin, vip: rig.VIP, fw: map[string]string{}, dirs: map[string]string{}, cfg: map[string]string{}, procs: map[string]*rig.Proc{}, macs: map[string]string{}}
 	names := []string{rig.Primary, rig.Standby, rig.Witness}
 	bs, err := pairing.Pair(names)
 	if err != nil {
@@ -67,6 +68,9 @@ func newPair(t *testing.T) *pair {
 func (p *pair) start(name string) {
 	p.t.Helper()
 	a := helperArgs{ID: name, Peers: p.peers, Dir: p.dirs[name], ConfigDir: p.cfg[name], Firmware: "1.0.0"}
+	if v := p.fw[name]; v != "" {
+		a.Firmware = v
+	}
 	part := "witness"
 	if name != rig.Witness {
 		part = "node"
@@ -441,7 +445,18 @@ func TestRigForgedHeartbeatsRefused(t *testing.T) {
 // overlap and no interval is unrecorded.
 func TestRigSwitchover(t *testing.T) {
 	p := newPair(t)
+	// A rolling upgrade: the standby already runs the next firmware; both
+	// sides raise the version-mismatch alarm, and the switchover works.
+	p.fw[rig.Standby] = "1.1.0"
 	epoch := p.up()
+	for _, n := range []string{rig.Primary, rig.Standby} {
+		st := p.wait(n, time.Time{}, 10*time.Second, func(e event) bool {
+			return e.Ev == "status" && e.Status.Heartbeat != nil && e.Status.Heartbeat.PeerID != ""
+		})
+		if h := st.Status.Heartbeat; !h.VersionMismatch || h.ConfigMismatch {
+			t.Errorf("%s: version mismatch %v, config mismatch %v; want true, false (peer firmware %s)", n, h.VersionMismatch, h.ConfigMismatch, h.PeerFirmware)
+		}
+	}
 	oldP, newP := rig.Primary, rig.Standby
 	for i, askOn := range []string{"standby", "primary"} {
 		asked := newP
