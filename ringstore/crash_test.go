@@ -54,10 +54,11 @@ type crashConfig struct {
 	// variants returns the crash variants taken at operation n.
 	variants func(n int) []memfs.CrashOptions
 	// recoverEvery also crashes at every operation of the recovery of
-	// every nth crash state (0: never).
+	// about one crash state in recoverEvery (0: never).
 	recoverEvery int
 	// rebuildEvery compares the recovered index with one rebuilt from the
-	// slot files for every nth crash state (0: never).
+	// slot files for about one crash state in rebuildEvery, and for every
+	// state of the first tick (0: only those).
 	rebuildEvery int
 	// stopAtOp, when > 0, takes one crash state at exactly that operation
 	// and stops the workload there (FuzzCrash).
@@ -522,7 +523,7 @@ func TestCrashHarness(t *testing.T) {
 	cfg := crashSpec(1)
 	cfg.every = 1
 	cfg.recoverEvery = 40
-	cfg.rebuildEvery = 24
+	cfg.rebuildEvery = 12
 	if *crashLong {
 		cfg.variants = crashAllVariants
 		cfg.recoverEvery = 3
