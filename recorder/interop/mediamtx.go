@@ -79,7 +79,7 @@ func BuildMediaMTX(ctx context.Context, opts BuildOptions) (string, error) {
 		return "", fmt.Errorf("%w: %w", ErrBuild, err)
 	}
 	generated := map[string]string{
-		"internal/core/VERSION":            opts.Version,
+		"internal/core/VERSION":           opts.Version,
 		"internal/servers/hls/hls.min.js": "",
 	}
 	for name, content := range generated {
