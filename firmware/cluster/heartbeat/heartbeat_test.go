@@ -200,7 +200,7 @@ func TestTwoServices(t *testing.T) {
 	}
 	cancel()
 	wg.Wait()
-	if g := runtime.NumGoroutine(); g > base {
+	if g := settledGoroutines(base); g > base {
 		t.Errorf("goroutines leaked: %d before Run, %d after", base, g)
 	}
 	if !st.Paths[0].Up || !st.Paths[1].Up || st.Preferred != "dedicated" {
@@ -252,4 +252,56 @@ func FuzzUnmarshal(f *testing.F) {
 			t.Fatalf("re-encoding differs")
 		}
 	})
+}
+
+// TestUnboundPathDoesNotStopOthers: a path whose address does not exist
+// (its link not up yet) is retried while the other path runs.
+func TestUnboundPathDoesNotStopOthers(t *testing.T) {
+	ports := freeUDPPorts(t, 2)
+	var lb logBuf
+	a, _ := New(Options{NodeID: "a", Key: testKey, Interval: 20 * time.Millisecond, BindRetry: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(&lb, nil)),
+		Paths:  []Path{{"dedicated", "192.0.2.1:7200", "192.0.2.2:7200"}, {"lan", ports[0], ports[1]}}})
+	// Both nodes list their paths in the same order (the path index is on
+	// the wire).
+	b, _ := New(Options{NodeID: "b", Key: testKey, Interval: 20 * time.Millisecond, BindRetry: 50 * time.Millisecond,
+		Paths: []Path{{"dedicated", "192.0.2.2:7200", "192.0.2.1:7200"}, {"lan", ports[1], ports[0]}}})
+	base := runtime.NumGoroutine()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, s := range []*Service{a, b} {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = s.Run(ctx) }()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	var st Status
+	for time.Now().Before(deadline) {
+		if st = a.Status(); st.Paths[1].Up && strings.Count(lb.String(), "cannot bind path yet") >= 2 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+	if !st.Paths[1].Up || st.Paths[0].Up || st.Preferred != "lan" {
+		t.Fatalf("status %+v", st)
+	}
+	if n := strings.Count(lb.String(), "cannot bind path yet"); n < 2 {
+		t.Fatalf("bind not retried (%d attempts logged)", n)
+	}
+	if g := settledGoroutines(base); g > base {
+		t.Errorf("goroutines leaked: %d before, %d after", base, g)
+	}
+}
+
+// settledGoroutines waits up to a second for the count to fall to base
+// (context.AfterFunc callbacks finish just after Run returns).
+func settledGoroutines(base int) int {
+	deadline := time.Now().Add(time.Second)
+	g := runtime.NumGoroutine()
+	for g > base && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		g = runtime.NumGoroutine()
+	}
+	return g
 }

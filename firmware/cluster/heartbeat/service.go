@@ -29,6 +29,8 @@ type Options struct {
 	// Key is the pair's HMAC key; required, at least 16 bytes.
 	Key []byte
 	// Paths in order of preference (dedicated link first); 1 to 8 required.
+	// Both nodes must list them in the same order: the path's index is on
+	// the wire, so a datagram captured on one path is refused on another.
 	Paths []Path
 	// FirmwareVersion is sent to the peer; default "dev".
 	FirmwareVersion string
@@ -41,6 +43,9 @@ type Options struct {
 	// DeadAfter is how long without an accepted heartbeat a path is down;
 	// default 10 × Interval.
 	DeadAfter time.Duration
+	// BindRetry is how often a path whose address cannot be bound is
+	// retried; default 2 s.
+	BindRetry time.Duration
 	// Logger receives refusals (rate limited) and path up/down; nil discards.
 	Logger *slog.Logger
 }
@@ -114,6 +119,9 @@ func New(opts Options) (*Service, error) {
 	if opts.DeadAfter <= 0 {
 		opts.DeadAfter = 10 * opts.Interval
 	}
+	if opts.BindRetry <= 0 {
+		opts.BindRetry = 2 * time.Second
+	}
 	s := &Service{opts: opts, log: opts.Logger, start: time.Now(), refusals: map[string]*refusalLog{}}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -137,27 +145,21 @@ func (s *Service) Restart() [16]byte { return s.restart }
 func (s *Service) mono() int64 { return int64(time.Since(s.start)) }
 
 // Run binds every path, sends and receives until ctx is done, and returns
-// after every goroutine it started has ended.
+// after every goroutine it started has ended. A path whose local address
+// cannot be bound yet (its link still coming up) is retried every BindRetry
+// while the others run.
 func (s *Service) Run(ctx context.Context) error {
 	for _, p := range s.paths {
-		la, err := net.ResolveUDPAddr("udp", p.Local)
-		if err != nil {
-			s.closeAll()
+		if _, err := net.ResolveUDPAddr("udp", p.Local); err != nil {
 			return fmt.Errorf("heartbeat: path %s local %q: %w", p.Name, p.Local, err)
 		}
-		c, err := net.ListenUDP("udp", la)
-		if err != nil {
-			s.closeAll()
-			return fmt.Errorf("heartbeat: path %s: bind %s: %w", p.Name, p.Local, err)
-		}
-		p.conn = c
 	}
 	var wg sync.WaitGroup
 	for _, p := range s.paths {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.readLoop(p)
+			s.servePath(ctx, p)
 		}()
 	}
 	t := time.NewTicker(s.opts.Interval)
@@ -170,7 +172,6 @@ func (s *Service) Run(ctx context.Context) error {
 		s.updateLiveness()
 		select {
 		case <-ctx.Done():
-			s.closeAll()
 			wg.Wait()
 			return nil
 		case <-t.C:
@@ -178,12 +179,31 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 }
 
-func (s *Service) closeAll() {
-	for _, p := range s.paths {
-		if p.conn != nil {
-			p.conn.Close()
+// servePath binds p (retrying) and reads it until ctx is done.
+func (s *Service) servePath(ctx context.Context, p *pathState) {
+	la, _ := net.ResolveUDPAddr("udp", p.Local)
+	var c *net.UDPConn
+	for {
+		var err error
+		if c, err = net.ListenUDP("udp", la); err == nil {
+			break
+		}
+		s.log.Warn("heartbeat: cannot bind path yet; retrying", "path", p.Name, "local", p.Local, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(s.opts.BindRetry):
 		}
 	}
+	s.mu.Lock()
+	p.conn = c
+	s.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	s.readLoop(p, c)
+	s.mu.Lock()
+	p.conn = nil
+	s.mu.Unlock()
 }
 
 func (s *Service) epoch() uint64 {
@@ -206,21 +226,25 @@ func (s *Service) send(p *pathState, buf []byte) []byte {
 	if p.lastMsg != nil {
 		m.EchoSeq, m.EchoSent, m.EchoHold = p.lastMsg.Seq, p.lastMsg.SentNanos, int64(time.Since(p.lastAt))
 	}
+	conn := p.conn
 	s.mu.Unlock()
+	if conn == nil {
+		return buf
+	}
 	out, err := m.Marshal(buf, s.opts.Key)
 	if err != nil {
 		return buf
 	}
 	// Send errors (link down, no route) are expected during faults; the
 	// peer's liveness shows them.
-	_, _ = p.conn.WriteToUDP(out, p.peer)
+	_, _ = conn.WriteToUDP(out, p.peer)
 	return out
 }
 
-func (s *Service) readLoop(p *pathState) {
+func (s *Service) readLoop(p *pathState, c *net.UDPConn) {
 	buf := make([]byte, MaxWireLen+1)
 	for {
-		n, from, err := p.conn.ReadFromUDP(buf)
+		n, from, err := c.ReadFromUDP(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return

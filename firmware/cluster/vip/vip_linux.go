@@ -165,6 +165,13 @@ func (m *Manager) Run(ctx context.Context) error {
 		return fmt.Errorf("vip: %w", err)
 	}
 	m.ifi = ifi
+	// A previous process killed while primary left the address on lo: it
+	// is not ours until the cluster says so.
+	if !m.Held() {
+		if err := m.Release(); err != nil {
+			return err
+		}
+	}
 	defer m.Release()
 	if m.opts.Addr.Is4() {
 		for k, v := range map[string]string{"arp_ignore": "1", "arp_announce": "2"} {
