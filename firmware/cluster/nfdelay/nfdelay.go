@@ -22,6 +22,9 @@ type Options struct {
 	Jitter time.Duration
 	// MaxQueueLen bounds packets held in the kernel; default 4096.
 	MaxQueueLen uint32
+	// NetNS is an open file descriptor of the network namespace whose queue
+	// to serve; 0 means the caller's.
+	NetNS int
 }
 
 // Stats counts what a Delayer did.
@@ -62,7 +65,7 @@ func (d *Delayer) Stats() Stats {
 // Run binds the queue and delays packets until ctx is done.
 func (d *Delayer) Run(ctx context.Context) error {
 	nf, err := nfqueue.Open(&nfqueue.Config{
-		NfQueue: d.opts.Queue, MaxQueueLen: d.opts.MaxQueueLen, MaxPacketLen: 0,
+		NfQueue: d.opts.Queue, MaxQueueLen: d.opts.MaxQueueLen, MaxPacketLen: 0, NetNS: d.opts.NetNS,
 		Copymode: nfqueue.NfQnlCopyMeta, WriteTimeout: time.Second,
 	})
 	if err != nil {

@@ -51,8 +51,8 @@ type Rig struct {
 	procs  []*Proc
 }
 
-// Require checks that the rig can be built here: root, ip, nft and
-// iptables. Missing pieces fail the test under CI=true and skip it (with
+// Require checks that the rig can be built here: root, ip, nft, iptables
+// and ping. Missing pieces fail the test under CI=true and skip it (with
 // the reason) otherwise.
 func Require(t testing.TB) {
 	t.Helper()
@@ -60,7 +60,7 @@ func Require(t testing.TB) {
 	if os.Geteuid() != 0 {
 		missing = append(missing, "root")
 	}
-	for _, tool := range []string{"ip", "nft", "iptables"} {
+	for _, tool := range []string{"ip", "nft", "iptables", "ping"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			missing = append(missing, tool)
 		}
@@ -153,6 +153,10 @@ func (r *Rig) Block(node, dst string) {
 func (r *Rig) Loss(node, ifname string, percent int) {
 	r.t.Helper()
 	r.ensureTable(node)
+	if percent >= 100 {
+		r.nsRun(node, "nft", "add", "rule", "inet", "nvrrig", "out", "oifname", ifname, "drop")
+		return
+	}
 	r.nsRun(node, "nft", "add", "rule", "inet", "nvrrig", "out", "oifname", ifname, "numgen", "random", "mod", "100", "<", fmt.Sprint(percent), "drop")
 }
 
