@@ -142,6 +142,7 @@ type crashHarness struct {
 	floors      [][]uint64 // per tick, per stream: the oldest frame index readable after the tick
 	violations  []string   // the first 100
 	nviolations int
+	kinds       map[string]int // all violations by crashViolationKind
 	nextID      int
 	stopped     bool
 
@@ -189,11 +190,19 @@ func crashIndexDir(tb testing.TB) string {
 	return tb.TempDir()
 }
 
-// runCrashHarness runs the workload, checks every crash state it takes, and
-// returns the violations found (the first 100 of them, then a line counting
-// the rest; the caller decides whether they are expected) and the number of
-// crash states checked.
-func runCrashHarness(tb testing.TB, cfg crashConfig) ([]string, int64) {
+// crashResult is what a harness run found.
+type crashResult struct {
+	// violations are the first 100 broken invariants, then a line counting
+	// the rest; the caller decides whether they are expected.
+	violations []string
+	// kinds counts all violations by crashViolationKind.
+	kinds map[string]int
+	// checked is the number of crash states recovered and checked.
+	checked int64
+}
+
+// runCrashHarness runs the workload and checks every crash state it takes.
+func runCrashHarness(tb testing.TB, cfg crashConfig) crashResult {
 	tb.Helper()
 	if cfg.workers <= 0 {
 		cfg.workers = runtime.GOMAXPROCS(0)
@@ -205,7 +214,7 @@ func runCrashHarness(tb testing.TB, cfg crashConfig) ([]string, int64) {
 		cfg.variants = crashDefaultVariants
 	}
 	baseline := runtime.NumGoroutine()
-	h := &crashHarness{cfg: cfg, w: planCrashWorkload(cfg.spec), idxDir: crashIndexDir(tb)}
+	h := &crashHarness{kinds: map[string]int{}, cfg: cfg, w: planCrashWorkload(cfg.spec), idxDir: crashIndexDir(tb)}
 	h.work = make(chan *crashState, 2*cfg.workers)
 	for range cfg.workers {
 		h.wg.Add(1)
@@ -232,7 +241,7 @@ func runCrashHarness(tb testing.TB, cfg crashConfig) ([]string, int64) {
 	if n := h.nviolations - len(h.violations); n > 0 {
 		h.violations = append(h.violations, fmt.Sprintf("... %d more violations not kept", n))
 	}
-	return h.violations, h.checked.Load()
+	return crashResult{violations: h.violations, kinds: h.kinds, checked: h.checked.Load()}
 }
 
 // waitGoroutines waits up to limit for the goroutine count to fall to
@@ -248,6 +257,33 @@ func waitGoroutines(want int, limit time.Duration) int {
 	}
 }
 
+// crashViolationKind classifies a violation message, so that the tests that
+// inject a bug can ask for the violations that bug must cause.
+func crashViolationKind(msg string) string {
+	kinds := []struct{ kind, substr string }{
+		{"open", "open after crash"},
+		{"lost", "acknowledged frames missing"},
+		{"stale", "not a frame appended"},
+		{"stale", "evicted before the crash"},
+		{"stale", "returned twice"},
+		{"stale", "out of order"},
+		{"corrupt", "data differs"},
+		{"corrupt", "got time"},
+		{"tracks", "track table"},
+		{"gap", "gap before it not reported"},
+		{"durable", "durable watermark"},
+		{"rebuild", "rebuil"},
+		{"check", "check"},
+		{"resume", "resume"},
+	}
+	for _, k := range kinds {
+		if strings.Contains(msg, k.substr) {
+			return k.kind
+		}
+	}
+	return "other"
+}
+
 // violate records a broken invariant.
 func (h *crashHarness) violate(st *crashState, format string, a ...any) {
 	msg := fmt.Sprintf(format, a...)
@@ -256,6 +292,7 @@ func (h *crashHarness) violate(st *crashState, format string, a ...any) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.kinds[crashViolationKind(msg)]++
 	h.nviolations++
 	if len(h.violations) < 100 {
 		h.violations = append(h.violations, msg)
@@ -507,11 +544,14 @@ func crashSpec(seed uint64) crashConfig {
 	}
 }
 
-func reportCrashViolations(t *testing.T, violations []string) {
+func reportCrashViolations(t *testing.T, res crashResult) {
 	t.Helper()
-	for i, v := range violations {
+	if len(res.violations) > 0 {
+		t.Errorf("violations by kind: %v", res.kinds)
+	}
+	for i, v := range res.violations {
 		if i == 20 {
-			t.Errorf("... and %d more violations", len(violations)-i)
+			t.Errorf("... and %d more violations", len(res.violations)-i)
 			break
 		}
 		t.Error(v)
@@ -530,14 +570,14 @@ func TestCrashHarness(t *testing.T) {
 		cfg.rebuildEvery = 1
 	}
 	start := time.Now()
-	violations, n := runCrashHarness(t, cfg)
+	res := runCrashHarness(t, cfg)
 	w := planCrashWorkload(cfg.spec)
 	t.Logf("checked %d crash states in %v (workload: %d frames, %d bytes, %d ticks, volume %d x %d bytes)",
-		n, time.Since(start).Round(time.Millisecond), len(w.frames), w.bytes(), cfg.spec.Ticks, cfg.slots, cfg.slotSize)
-	if n < 1000 {
-		t.Errorf("only %d crash states checked; the harness is not exercising the store", n)
+		res.checked, time.Since(start).Round(time.Millisecond), len(w.frames), w.bytes(), cfg.spec.Ticks, cfg.slots, cfg.slotSize)
+	if res.checked < 1000 {
+		t.Errorf("only %d crash states checked; the harness is not exercising the store", res.checked)
 	}
-	reportCrashViolations(t, violations)
+	reportCrashViolations(t, res)
 }
 
 // TestCrashWorkloadDeterministic: the same seed makes the same file-system
@@ -550,8 +590,8 @@ func TestCrashWorkloadDeterministic(t *testing.T) {
 		cfg.spec.Ticks = 160 // past the first recycling
 		cfg.every = math.MaxInt
 		cfg.opLog = &logs[i]
-		if violations, _ := runCrashHarness(t, cfg); len(violations) > 0 {
-			t.Fatalf("run %d: %v", i, violations)
+		if res := runCrashHarness(t, cfg); len(res.violations) > 0 {
+			t.Fatalf("run %d: %v", i, res.violations)
 		}
 	}
 	if len(logs[0]) < 300 {
@@ -565,8 +605,26 @@ func TestCrashWorkloadDeterministic(t *testing.T) {
 	t.Logf("%d operations, identical in both runs", len(logs[0]))
 }
 
+// expectCaught fails unless the run found violations of kind, the one the
+// injected bug must cause (other kinds may come from real store bugs and
+// do not count).
+func expectCaught(t *testing.T, res crashResult, bug, kind string) {
+	t.Helper()
+	t.Logf("%s: %d crash states checked, violations by kind %v", bug, res.checked, res.kinds)
+	if res.kinds[kind] == 0 {
+		t.Fatalf("the harness found no %q violation with %s", kind, bug)
+	}
+	shown := 0
+	for _, v := range res.violations {
+		if crashViolationKind(v) == kind && shown < 2 {
+			t.Logf("caught: %s", v)
+			shown++
+		}
+	}
+}
+
 // TestCrashHarnessCatchesSkipGenCheck: with generation checks disabled,
-// stale records of a slot's previous use must be caught.
+// stale records of a slot's previous use come back; the harness must say so.
 func TestCrashHarnessCatchesSkipGenCheck(t *testing.T) {
 	cfg := crashSpec(2)
 	cfg.spec.Ticks = 240 // the ring wraps at about tick 145
@@ -574,17 +632,7 @@ func TestCrashHarnessCatchesSkipGenCheck(t *testing.T) {
 	// unsynced new batch reverts to the bytes of the slot's previous use.
 	cfg.variants = func(n int) []memfs.CrashOptions { return []memfs.CrashOptions{{Seed: uint64(n)}} }
 	cfg.skipGenCheck = true
-	violations, n := runCrashHarness(t, cfg)
-	t.Logf("skipGenCheck: %d crash states checked", n)
-	if len(violations) == 0 {
-		t.Fatalf("the harness found no violation with generation checks disabled")
-	}
-	for _, v := range violations[:min(3, len(violations))] {
-		t.Logf("caught: %s", v)
-	}
-	if last := violations[len(violations)-1]; strings.HasPrefix(last, "... ") {
-		t.Log(last)
-	}
+	expectCaught(t, runCrashHarness(t, cfg), "generation checks skipped", "stale")
 }
 
 // TestCrashHarnessCatchesSkipDirSync: a Format that never syncs its
@@ -593,17 +641,7 @@ func TestCrashHarnessCatchesSkipDirSync(t *testing.T) {
 	cfg := crashSpec(3)
 	cfg.spec.Ticks = 20
 	cfg.skipDirSync = true
-	violations, n := runCrashHarness(t, cfg)
-	t.Logf("skipDirSync: %d crash states checked", n)
-	if len(violations) == 0 {
-		t.Fatalf("the harness found no violation with directory syncs skipped")
-	}
-	for _, v := range violations[:min(3, len(violations))] {
-		t.Logf("caught: %s", v)
-	}
-	if last := violations[len(violations)-1]; strings.HasPrefix(last, "... ") {
-		t.Log(last)
-	}
+	expectCaught(t, runCrashHarness(t, cfg), "directory syncs skipped", "open")
 }
 
 // TestCrashHarnessCatchesDroppedFlush: a store whose slot Datasyncs do not
@@ -614,14 +652,7 @@ func TestCrashHarnessCatchesDroppedFlush(t *testing.T) {
 	cfg.spec.Ticks = 40
 	cfg.variants = func(n int) []memfs.CrashOptions { return []memfs.CrashOptions{{Seed: uint64(n)}} }
 	cfg.faults = func(f *faultfs.FS) { f.Drop(faultfs.All(faultfs.Kinds(faultfs.OpDatasync), faultfs.Glob("*.slot"))) }
-	violations, n := runCrashHarness(t, cfg)
-	t.Logf("dropped flushes: %d crash states checked", n)
-	if len(violations) == 0 {
-		t.Fatalf("the harness found no violation though slot Datasyncs never reached the disk")
-	}
-	for _, v := range violations[:min(3, len(violations))] {
-		t.Logf("caught: %s", v)
-	}
+	expectCaught(t, runCrashHarness(t, cfg), "slot Datasyncs dropped", "lost")
 }
 
 // TestCrashHarnessWithSyncErrors: slot Datasyncs fail now and then (EIO);
@@ -640,9 +671,9 @@ func TestCrashHarnessWithSyncErrors(t *testing.T) {
 		}
 		ffs = f
 	}
-	violations, n := runCrashHarness(t, cfg)
-	t.Logf("checked %d crash states with slot Datasync failures", n)
-	reportCrashViolations(t, violations)
+	res := runCrashHarness(t, cfg)
+	t.Logf("checked %d crash states with slot Datasync failures", res.checked)
+	reportCrashViolations(t, res)
 	if got := ffs.Injected(); got != 3 {
 		t.Errorf("%d Datasync failures injected, want 3: the workload did not reach them", got)
 	}
@@ -665,7 +696,6 @@ func FuzzCrash(f *testing.F) {
 		cfg.recoverEvery = 1
 		cfg.rebuildEvery = 1
 		cfg.workers = 1
-		violations, _ := runCrashHarness(t, cfg)
-		reportCrashViolations(t, violations)
+		reportCrashViolations(t, runCrashHarness(t, cfg))
 	})
 }
