@@ -35,6 +35,13 @@ bench: build
 fuzz:
 	./.ci/fuzz
 
+# Recording cost against ffmpeg (-f segment, as Frigate) and MediaMTX
+# (record: yes), 50 and 100 simulated 4 Mbit/s cameras, one recorder after
+# another against the same simulator (recorder/benchrecord; about 10 min).
+.PHONY: bench-record
+bench-record:
+	$(GO) run ./recorder/benchrecord -cameras 50,100 -warmup 10s -measure 30s
+
 clean:
 	rm -rf bin var
 
