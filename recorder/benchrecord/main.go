@@ -76,8 +76,7 @@ type result struct {
 	// measurement window and stored with a time inside it (ours only:
 	// segment files carry no wall time).
 	windowSent, windowKept uint64
-	window          time.Duration
-	note            string
+	window                 time.Duration
 }
 
 func run(ctx context.Context, cfg config) error {
@@ -254,7 +253,9 @@ func measure(ctx context.Context, cfg config, t tools, which, dir, simAddr, ctl 
 			return r, err
 		}
 		children = append(children, c)
-		count = func() (uint64, error) { return countStore(ctx, data, names, time.Unix(0, 0), time.Now().Add(time.Hour)) }
+		count = func() (uint64, error) {
+			return countStore(ctx, data, names, time.Unix(0, 0), time.Now().Add(time.Hour))
+		}
 		countWindow = func(from, to time.Time) (uint64, error) { return countStore(ctx, data, names, from, to) }
 	default:
 		return r, fmt.Errorf("unknown recorder %q", which)
