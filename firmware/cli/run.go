@@ -73,6 +73,9 @@ examples:
 				cfgPath   = fs.String("config", "", "the configuration database (cameras, users, tokens, network); created when missing")
 				conSpec   = fs.String("console", "none", `operator console: "stdio", a serial device such as /dev/ttyS0, or "none" (needs --config)`)
 				initMode  = fs.Bool("appliance", false, "run as the appliance's init: apply network and clock settings, reboot or power off when the console asks")
+				boardSpec = fs.String("board", "", "board profile (a built-in name, see nvrd board profiles, or a file) whose PSUs, bays and arrays are monitored")
+				wdPath    = fs.String("watchdog", "", `hardware watchdog device petted while recording is healthy ("" uses the board profile's)`)
+				bootCount = fs.String("boot-count", "", "file counting boots and watchdog resets (on the persistent config volume)")
 				cams      cameraFlags
 				tokens    stringsFlag
 			)
@@ -138,6 +141,14 @@ examples:
 						return err
 					}
 				}
+				if *boardSpec != "" {
+					p, err := loadBoard(*boardSpec)
+					if err != nil {
+						return err
+					}
+					opts.Board = p
+				}
+				opts.WatchdogPath, opts.BootCountPath = *wdPath, *bootCount
 				err = appliance.Run(ctx, opts)
 				return powerAction(err, *initMode, env)
 			}

@@ -10,6 +10,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"periph.io/x/host/v3"
+
+	"github.com/nvrfw/nvr/board"
+	"github.com/nvrfw/nvr/board/profiles"
 	"github.com/nvrfw/nvr/firmware/appliance"
 	"github.com/nvrfw/nvr/firmware/console"
 	"github.com/nvrfw/nvr/firmware/netconf"
@@ -84,4 +88,26 @@ func powerAction(err error, initMode bool, env Env) error {
 		return fmt.Errorf("%v: %w", err, rerr)
 	}
 	return nil
+}
+
+// loadBoard reads a board profile: a built-in name, else a file. It calls
+// host.Init once, so periph's GPIO chips are enumerated before the
+// hardware is bound.
+func loadBoard(spec string) (*board.Profile, error) {
+	data, err := profiles.Lookup(spec)
+	name := spec
+	if err != nil {
+		var ferr error
+		if data, ferr = os.ReadFile(spec); ferr != nil {
+			return nil, fmt.Errorf("board profile %q is neither built in (%v) nor a readable file: %w", spec, err, ferr)
+		}
+	}
+	p, err := board.ParseProfile(name, data)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := host.Init(); err != nil {
+		return nil, fmt.Errorf("initialise hardware drivers: %w", err)
+	}
+	return p, nil
 }
