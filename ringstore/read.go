@@ -86,7 +86,7 @@ func (s *Store) Spans(stream string, from, to time.Time) ([]Span, []Gap, error) 
 					if joined {
 						start = from
 					} else if e.time0 > f {
-						if prevLast == 0 && !marked && s.evicted && f < meta.first {
+						if prevLast == 0 && !marked && s.evicted.Load() && f < meta.first {
 							cause = GapEvicted
 						}
 						gaps = append(gaps, Gap{Start: laterOf(unixTime(prevLast), from), End: time.Unix(0, e.time0), Cause: cause})
@@ -113,7 +113,7 @@ func (s *Store) Spans(stream string, from, to time.Time) ([]Span, []Gap, error) 
 	}
 	if len(spans) == 0 {
 		cause := GapUnknown
-		if ok && s.evicted && t <= meta.first {
+		if ok && s.evicted.Load() && t <= meta.first {
 			cause = GapEvicted
 		}
 		gaps = []Gap{{Start: from, End: to, Cause: cause}}

@@ -102,6 +102,9 @@ func (vs *volumeScan) scanSlotFile(fs vfs.FS, dir string, vol VolumeInfo, i int,
 		prev = r.gen
 		rb.gen = max(rb.gen, r.gen)
 		pos := Position{Gen: r.gen, Offset: off}
+		if r.flags&recEvicted != 0 {
+			rb.evicted = true
+		}
 		switch r.kind {
 		case KindFrames:
 			id, ok := vs.tmpIDs[r.stream]
@@ -157,11 +160,9 @@ func (vs *volumeScan) applyVoids() {
 // states and summaries, and applies MaxAge.
 func (rb *rebuilt) settle(vol VolumeInfo, now time.Time, maxAge time.Duration) {
 	var best uint64
-	used := 0
 	for i := range rb.slots {
 		h := &rb.slots[i].hdr
 		if h.end > 0 {
-			used++
 			if h.baseGen > best {
 				best, rb.head = h.baseGen, i
 			}
@@ -172,9 +173,6 @@ func (rb *rebuilt) settle(vol VolumeInfo, now time.Time, maxAge time.Duration) {
 	} else {
 		rb.head = 0
 	}
-	// The ring evicted footage once the first slot ever used (slot 0, whose
-	// first record has generation 1) was recycled.
-	rb.evicted = used > 0 && rb.slots[0].hdr.baseGen != 1
 	cutoff := now.Add(-maxAge).UnixNano()
 	for i := range rb.slots {
 		rs := &rb.slots[i]

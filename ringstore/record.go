@@ -82,6 +82,10 @@ const (
 	recKey    = 1 << 0 // the first frame is a keyframe: reads may start here
 	recTracks = 1 << 1 // the record carries the stream's track table
 	recGap    = 1 << 2 // footage is missing right before this record
+	// recEvicted: the ring had evicted footage when this record was
+	// written (so Rebuild knows, from data alone, that gaps before the
+	// oldest footage are evictions).
+	recEvicted = 1 << 3
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

@@ -222,6 +222,13 @@ func (s *Store) recover(ctx context.Context) error {
 		}
 	}
 	gen := w.genCounter + 1
+	if !fresh && end == 0 {
+		// The head holds no valid record (its first batch was lost): it
+		// starts over under the new generation, as a rebuild would see it.
+		s.slotMu.Lock()
+		s.slots[w.head].baseGen = gen
+		s.slotMu.Unlock()
+	}
 	if fresh {
 		s.slots[w.head] = slotHdr{baseGen: gen, state: slotHead}
 	}

@@ -80,7 +80,7 @@ type Store struct {
 
 	metaMu  sync.RWMutex
 	metas   map[uint32]*streamMeta
-	evicted bool // footage was evicted at least once
+	evicted atomic.Bool // footage was evicted at least once (records then carry recEvicted)
 
 	mu       sync.Mutex // streams, nextID
 	streams  map[string]*StreamWriter
@@ -188,7 +188,7 @@ func openStore(dir string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: index head slot %d beyond the volume's %d slots", dir, meta.head, vol.Slots)
 	}
-	s.evicted = meta.evicted
+	s.evicted.Store(meta.evicted)
 	for id, m := range s.metas {
 		s.nextID = max(s.nextID, id+1)
 		_ = m

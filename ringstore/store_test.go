@@ -975,3 +975,44 @@ func TestRecoveryAtFullHead(t *testing.T) {
 		s.Close()
 	}
 }
+
+// TestFirstOpenRecordLost: the very first open record never reached the
+// disk. The next Open starts the empty head over under a new generation;
+// nothing was evicted, and the index equals its rebuild.
+func TestFirstOpenRecordLost(t *testing.T) {
+	e := newEnv(t, 4<<20, 1<<20)
+	s := e.open(t)
+	s.crash()
+	// Back to the state just before the open record: nothing in slot 0,
+	// generation 1 handed out, checkpoint 0.
+	p := slotPath(e.dir, 0)
+	raw, _ := os.ReadFile(p)
+	copy(raw[:4096], make([]byte, 4096))
+	os.WriteFile(p, raw, 0o600)
+	db, err := bolt.Open(filepath.Join(e.dir, "index.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if err := putSlot(tx, 0, slotHdr{baseGen: 1, state: slotHead}, nil); err != nil {
+			return err
+		}
+		return putMeta(tx, 1, 0, 0)
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = e.open(t)
+	defer s.Close()
+	w, _ := s.Stream("cam")
+	gop(t, w, testBase, 2, 500)
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_, gaps, _ := s.Spans("cam", testBase.Add(-time.Minute), testBase.Add(time.Minute))
+	if len(gaps) != 1 || gaps[0].Cause != GapUnknown {
+		t.Fatalf("gaps %v: nothing was evicted", gaps)
+	}
+	mustMatchRebuild(t, s)
+}

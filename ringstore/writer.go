@@ -191,6 +191,9 @@ func (s *Store) writePart(recs []*record) (n int, entries []indexEntry, end int6
 	for n < len(recs) {
 		r := recs[n]
 		r.gen = s.w.gen
+		if s.evicted.Load() {
+			r.flags |= recEvicted
+		}
 		sz := int64(r.encodedSize())
 		if cur+sz > size {
 			break
@@ -431,7 +434,7 @@ func (s *Store) evictTx(tx *bolt.Tx, c int, old, now slotHdr) error {
 	}
 	ss := loadSlotStreams(tx, c)
 	if len(ss) > 0 || old.end > 0 {
-		s.evicted = true
+		s.evicted.Store(true)
 		if err := tx.Bucket(bktMeta).Put([]byte("evicted"), []byte{1}); err != nil {
 			return err
 		}
