@@ -38,7 +38,8 @@ func parseStat(b []byte) (time.Duration, error) {
 	var ticks int64
 	for _, s := range f[11:13] {
 		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n < 0 {
+		if err != nil || n < 0 || n > 1<<40 { // 1<<40 ticks: 348 years
+
 			return 0, fmt.Errorf("stat: time %q", s)
 		}
 		ticks += n
@@ -67,7 +68,7 @@ func parseRSS(b []byte) (int64, error) {
 			return 0, fmt.Errorf("status: VmRSS %q", rest)
 		}
 		n, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil {
+		if err != nil || n < 0 || n > 1<<40 {
 			return 0, fmt.Errorf("status: VmRSS %q", rest)
 		}
 		return n << 10, nil
