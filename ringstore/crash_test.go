@@ -308,6 +308,13 @@ func (h *crashHarness) run() error {
 	if h.cfg.faults != nil {
 		ffs := faultfs.New(m)
 		fsys.vol = ffs
+		// A failed sync leaves the written data in an unknown state: the
+		// kernel may drop the dirty pages, so a retry cannot persist them.
+		ffs.SetOnFault(func(op faultfs.Op, err error) {
+			if err != nil && (op.Kind == faultfs.OpDatasync || op.Kind == faultfs.OpSync) {
+				m.DropUnsynced(op.Path)
+			}
+		})
 		h.cfg.faults(ffs)
 	}
 	if err := m.MkdirAll(crashVolDir); err != nil {

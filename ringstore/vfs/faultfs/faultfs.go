@@ -113,6 +113,7 @@ type FS struct {
 	hungCh   chan struct{} // closed and replaced whenever hung grows
 	counts   [numKinds]int
 	injected int
+	onFault  func(Op, error)
 }
 
 // rule fails matching operations: the nth from its installation when nth >
@@ -251,7 +252,6 @@ func (f *FS) before(op Op) error {
 		f.mu.Lock()
 		f.hung--
 	}
-	defer f.mu.Unlock()
 	// Every matching rule counts the operation; the first one due fires.
 	var fire *rule
 	keep := f.rules[:0]
@@ -270,13 +270,30 @@ func (f *FS) before(op Op) error {
 	clear(f.rules[len(keep):])
 	f.rules = keep
 	if fire == nil {
+		f.mu.Unlock()
 		return nil
 	}
 	f.injected++
-	if fire.err == errDropped {
-		return errDropped
+	onFault := f.onFault
+	f.mu.Unlock()
+	err := errDropped
+	if fire.err != errDropped {
+		err = &fs.PathError{Op: op.Kind.String(), Path: op.Path, Err: fire.err}
 	}
-	return &fs.PathError{Op: op.Kind.String(), Path: op.Path, Err: fire.err}
+	if onFault != nil {
+		onFault(op, dropped(err))
+	}
+	return err
+}
+
+// SetOnFault sets a function called, on the operation's goroutine and
+// without locks held, after a rule failed (err != nil) or dropped (err ==
+// nil) an operation; nil removes it. A test over memfs uses it to drop the
+// file's unsynced writes when a Datasync fails, as the kernel does.
+func (f *FS) SetOnFault(fn func(op Op, err error)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.onFault = fn
 }
 
 // dropped turns errDropped into success.

@@ -182,6 +182,44 @@ func TestDrop(t *testing.T) {
 	}
 }
 
+func TestOnFaultDropsUnsynced(t *testing.T) {
+	// The harness's wiring: a failed Datasync drops the file's unsynced
+	// writes, so a successful retry does not make them durable.
+	m := memfs.New()
+	f := New(m)
+	f.SetOnFault(func(op Op, err error) {
+		if err != nil && op.Kind == OpDatasync {
+			if derr := m.DropUnsynced(op.Path); derr != nil {
+				t.Error(derr)
+			}
+		}
+	})
+	if err := f.SyncDir("/"); err != nil {
+		t.Fatal(err)
+	}
+	fl, err := f.Create("/a.slot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.SyncDir("/"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fl.WriteAt([]byte("lost"), 0); err != nil {
+		t.Fatal(err)
+	}
+	f.FailNth(1, Kinds(OpDatasync), syscall.EIO)
+	if err := fl.Datasync(); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Datasync: %v, want EIO", err)
+	}
+	if err := fl.Datasync(); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	got, err := m.CrashClone(memfs.CrashOptions{}).ReadFile("/a.slot")
+	if err != nil || len(got) != 0 {
+		t.Errorf("after EIO, a successful retry and a crash: %q, %v; want the write lost", got, err)
+	}
+}
+
 func TestCounts(t *testing.T) {
 	f, files := setup(t)
 	fl := files["/v/slots/000000.slot"]

@@ -14,7 +14,7 @@ const (
 	// DataNone: no unsynced write survives.
 	DataNone DataSurvival = iota
 	// DataAll: every unsynced write survives, and every file keeps its
-	// current length.
+	// current length (writes dropped by DropUnsynced are lost all the same).
 	DataAll
 	// DataRandom: each sector of each unsynced write survives or not, at
 	// random (CrashOptions.Seed); where several writes touched a sector,
@@ -157,10 +157,16 @@ func (c *cloner) clone(n *node) *node {
 
 // fileData computes a file's content after the crash.
 func (c *cloner) fileData(n *node) content {
-	if c.opts.Data == DataAll {
-		return n.data.clone()
-	}
 	out := n.durable.clone()
+	if c.opts.Data == DataAll {
+		// Every pending write reaches the disk (not writes dropped by
+		// DropUnsynced), and the file keeps its current length.
+		for _, w := range n.pending {
+			out.writeAt(w.img, w.off)
+		}
+		out.grow(n.data.size)
+		return out
+	}
 	type sector struct {
 		img []byte // last surviving image; nil: none survived
 		len int64  // the longest image of the sector

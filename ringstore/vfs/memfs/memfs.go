@@ -542,11 +542,37 @@ func (f *file) sync(kind OpKind) error {
 	if err := f.check(strings.ToLower(kind.String()), false); err != nil {
 		return err
 	}
+	// The disk gets the pending writes (not the current content: writes
+	// dropped by DropUnsynced stay visible to reads but never reach it).
 	n := f.n
-	if kind == OpDatasync {
-		n.durable = n.data.prefix(max(n.durable.size, n.writtenEnd))
-	} else {
-		n.durable = n.data.clone()
+	size := max(n.durable.size, n.writtenEnd)
+	if kind == OpSync {
+		size = n.data.size
+	}
+	for _, w := range n.pending {
+		n.durable.writeAt(w.img, w.off)
+	}
+	if n.durable.size > size {
+		n.durable = n.durable.prefix(size)
+	}
+	n.durable.grow(size)
+	n.pending = nil
+	n.writtenEnd = 0
+	return nil
+}
+
+// DropUnsynced makes the writes to name since its last sync never reach
+// the disk, though reads still see them: what the kernel does with a file's
+// dirty pages when fdatasync fails (they are marked clean), so that a later
+// successful sync does not make them durable. Fault injection calls it when
+// it fails a Datasync or Sync.
+func (fsys *FS) DropUnsynced(name string) error {
+	p, parts := clean(name)
+	fsys.mu.Lock()
+	defer fsys.mu.Unlock()
+	n := fsys.lookup(parts)
+	if n == nil || n.dir {
+		return &fs.PathError{Op: "dropunsynced", Path: p, Err: fs.ErrNotExist}
 	}
 	n.pending = nil
 	n.writtenEnd = 0

@@ -166,6 +166,29 @@ func TestPartialSectorWrite(t *testing.T) {
 	}
 }
 
+func TestDropUnsynced(t *testing.T) {
+	// After a failed fdatasync the kernel may drop the dirty pages: a
+	// retry that succeeds does not make the earlier write durable.
+	m, f := newSyncedFile(t, 2*SectorSize)
+	_, err := f.WriteAt(fill('B', SectorSize), 0)
+	must(t, err)
+	must(t, m.DropUnsynced("/d/f"))
+	_, err = f.WriteAt(fill('C', SectorSize), SectorSize)
+	must(t, err)
+	must(t, f.Datasync())
+	want := append(fill('B', SectorSize), fill('C', SectorSize)...)
+	if got := fileContent(t, m, "/d/f"); !bytes.Equal(got, want) {
+		t.Errorf("reads do not see the dropped write")
+	}
+	want = append(fill('A', SectorSize), fill('C', SectorSize)...)
+	if got := fileContent(t, m.CrashClone(CrashOptions{Data: DataAll}), "/d/f"); !bytes.Equal(got, want) {
+		t.Errorf("after a crash: got %q... %q..., want the dropped write lost and the later one kept", got[:4], got[SectorSize:SectorSize+4])
+	}
+	if err := m.DropUnsynced("/d/nope"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("DropUnsynced of a missing file: %v", err)
+	}
+}
+
 func TestSizeDurability(t *testing.T) {
 	tests := []struct {
 		name string
