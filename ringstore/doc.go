@@ -37,6 +37,9 @@
 // and the new generation), void (after a failed write: the tail of the failed
 // slot from an offset is void), pad. A discontinuity (MarkGap, a restart) is
 // carried by the next frames record of the stream as its gap flag and cause.
+// Once the ring has evicted footage, every record carries the evicted flag,
+// so a rebuild knows that missing footage before the oldest record was
+// evicted.
 // A record never spans slots; a video keyframe always starts a record (every
 // keyframe is a record start, so reads start at records), as does a track
 // table change, a gap, and 4 MiB of payload.
