@@ -73,9 +73,9 @@ type Options struct {
 	Network *netconf.Applier
 	// SetClock sets the system clock; nil refuses (the host owns the clock).
 	SetClock func(time.Time) error
-	// Firmware describes the firmware slots for the console; nil shows only
-	// the running version.
-	Firmware func(ctx context.Context) (console.FirmwareStatus, error)
+	// Firmware is the A/B firmware: the console shows it, and a trial boot
+	// is confirmed once recording is healthy. nil: no slots (demo, tests).
+	Firmware *Firmware
 
 	// Board is the board profile whose PSUs, drive bays and md arrays are
 	// monitored; nil monitors none.
@@ -215,6 +215,9 @@ func Run(ctx context.Context, opts Options) (err error) {
 		return err
 	}
 	comps = append(comps, hwComps...)
+	if opts.Firmware != nil {
+		comps = append(comps, a.confirmComponent())
+	}
 	a.outer, err = NewSupervisor(SupervisorOptions{Logger: a.log.With("component", "supervisor")}, comps...)
 	if err != nil {
 		return err

@@ -46,6 +46,20 @@ type rig struct {
 
 func startRig(t *testing.T, opts Options) *rig {
 	t.Helper()
+	r := startRigNoWait(t, opts)
+	waitUntil(t, "cam1 recording", 20*time.Second, func() bool {
+		var c api.Camera
+		code, _, body := r.api.get("/api/v1/cameras/cam1")
+		return code == 200 && json.Unmarshal(body, &c) == nil && c.State == "recording"
+	})
+	r.start = time.Now()
+	return r
+}
+
+// startRigNoWait starts the appliance recording a simulated "cam1" (unless
+// opts names its own cameras) without waiting for it to record.
+func startRigNoWait(t *testing.T, opts Options) *rig {
+	t.Helper()
 	dir := t.TempDir()
 	data := filepath.Join(dir, "store")
 	if _, err := ringstore.Format(context.Background(), data, ringstore.FormatOptions{Size: 32 << 20}); err != nil {
@@ -64,7 +78,9 @@ func startRig(t *testing.T, opts Options) *rig {
 	}
 	opts.DataDir, opts.APIAddr = data, "127.0.0.1:0"
 	opts.APITokens = map[string]string{"tok": "test"}
-	opts.Cameras = []recorder.Camera{{Name: "cam1", URL: "rtsp://" + sim.Addr() + "/cam1"}}
+	if opts.Cameras == nil {
+		opts.Cameras = []recorder.Camera{{Name: "cam1", URL: "rtsp://" + sim.Addr() + "/cam1"}}
+	}
 	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan net.Addr, 1)
@@ -99,12 +115,6 @@ func startRig(t *testing.T, opts Options) *rig {
 		stopSim()
 	}
 	t.Cleanup(r.stop)
-	waitUntil(t, "cam1 recording", 20*time.Second, func() bool {
-		var c api.Camera
-		code, _, body := r.api.get("/api/v1/cameras/cam1")
-		return code == 200 && json.Unmarshal(body, &c) == nil && c.State == "recording"
-	})
-	r.start = time.Now()
 	return r
 }
 

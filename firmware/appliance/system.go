@@ -194,10 +194,7 @@ func (s *system) SetClock(_ context.Context, t time.Time) error {
 }
 
 func (s *system) Firmware(ctx context.Context) (console.FirmwareStatus, error) {
-	if s.a.opts.Firmware != nil {
-		return s.a.opts.Firmware(ctx)
-	}
-	return console.FirmwareStatus{Version: s.a.opts.Version, BuildID: s.a.opts.BuildID, Slot: "-"}, nil
+	return s.a.firmwareStatus(ctx)
 }
 
 func (s *system) Events(_ context.Context, limit int) ([]console.Event, error) {

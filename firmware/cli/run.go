@@ -76,6 +76,8 @@ examples:
 				boardSpec = fs.String("board", "", "board profile (a built-in name, see nvrd board profiles, or a file) whose PSUs, bays and arrays are monitored")
 				wdPath    = fs.String("watchdog", "", `hardware watchdog device petted while recording is healthy ("" uses the board profile's)`)
 				bootCount = fs.String("boot-count", "", "file counting boots and watchdog resets (on the persistent config volume)")
+				slotsDir  = fs.String("slots-dir", "", "the boot directory with the A/B firmware slots: a trial boot is confirmed once recording is healthy")
+				confirmIn = fs.Duration("confirm-after", time.Minute, "how long recording must be healthy before a trial boot is confirmed")
 				cams      cameraFlags
 				tokens    stringsFlag
 			)
@@ -149,6 +151,13 @@ examples:
 					opts.Board = p
 				}
 				opts.WatchdogPath, opts.BootCountPath = *wdPath, *bootCount
+				if *slotsDir != "" {
+					fw, err := openFirmware(*slotsDir, *confirmIn)
+					if err != nil {
+						return err
+					}
+					opts.Firmware = fw
+				}
 				err = appliance.Run(ctx, opts)
 				return powerAction(err, *initMode, env)
 			}

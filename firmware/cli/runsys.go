@@ -17,6 +17,7 @@ import (
 	"github.com/nvrfw/nvr/firmware/appliance"
 	"github.com/nvrfw/nvr/firmware/console"
 	"github.com/nvrfw/nvr/firmware/netconf"
+	"github.com/nvrfw/nvr/firmware/slots"
 )
 
 // openLog returns the program's logger: stderr, or a file appended to.
@@ -110,4 +111,22 @@ func loadBoard(spec string) (*board.Profile, error) {
 		return nil, fmt.Errorf("initialise hardware drivers: %w", err)
 	}
 	return p, nil
+}
+
+// openFirmware opens the A/B slots of the boot directory and reads the
+// running slot from the kernel command line.
+func openFirmware(dir string, confirmAfter time.Duration) (*appliance.Firmware, error) {
+	m, err := slots.New(slots.Options{Dir: dir})
+	if err != nil {
+		return nil, err
+	}
+	cmdline, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return nil, fmt.Errorf("read the kernel command line: %w", err)
+	}
+	booted, err := slots.BootedSlot(string(cmdline))
+	if err != nil {
+		return nil, fmt.Errorf("which firmware slot is running: %w", err)
+	}
+	return &appliance.Firmware{Slots: m, Booted: booted, ConfirmAfter: confirmAfter}, nil
 }
