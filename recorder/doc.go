@@ -22,11 +22,9 @@
 //     Options.MaxCameraClockSkew of the local clock, else at the local
 //     arrival time; unwrapped across the 32-bit wrap; slewed by at most
 //     Options.ClockSlew toward the reference so drift never accumulates.
-//     Decoding time (Time - DTSOffset) never goes backwards within a track;
-//     Time does too unless the camera sends B-frames. (With B-frames the
-//     store must check monotonic decoding time, not Time: as of this
-//     writing it checks Time and answers ErrNonMonotonic, and the session
-//     drops those frames and counts them.)
+//     Decoding time (Time - DTSOffset) never goes backwards within a track,
+//     which is what the store checks; Time does too unless the camera sends
+//     B-frames.
 //   - Gaps are marked when frames were appended since the previous mark:
 //     GapCameraOffline when the connection fails or ends, GapStall when the
 //     session stays open but sends no video for Options.StallTimeout,

@@ -1016,3 +1016,58 @@ func TestFirstOpenRecordLost(t *testing.T) {
 	}
 	mustMatchRebuild(t, s)
 }
+
+// TestBFramesInDecodingOrder: a camera with B-frames sends I P B B P B B in
+// decoding order; presentation times go back and forth, decoding times never
+// do. The store takes them all and reads them back in the same order with
+// their times and DTS offsets; a frame whose decoding time goes back is
+// refused.
+func TestBFramesInDecodingOrder(t *testing.T) {
+	e := newEnv(t, 8<<20, 1<<20)
+	s := e.open(t)
+	defer s.Close()
+	w, err := s.Stream("cam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const frame = 40 * time.Millisecond
+	// Presentation slots in decoding order, and each frame's PTS-DTS.
+	order := []struct {
+		pts int
+		key bool
+	}{{0, true}, {3, false}, {1, false}, {2, false}, {6, false}, {4, false}, {5, false}}
+	var want []Frame
+	for i, o := range order {
+		pts := testBase.Add(time.Duration(o.pts)*frame + 2*frame) // +2 frames of reorder delay
+		dts := testBase.Add(time.Duration(i) * frame)
+		f := Frame{Track: 0, Time: pts, DTSOffset: pts.Sub(dts), Key: o.key, Data: []byte{byte(i)}}
+		if _, err := w.Append(f); err != nil {
+			t.Fatalf("frame %d (pts slot %d): %v", i, o.pts, err)
+		}
+		want = append(want, f)
+	}
+	bad := Frame{Track: 0, Time: testBase.Add(8 * frame), DTSOffset: 4 * frame, Data: []byte{9}} // DTS back to slot 4 < 6
+	if _, err := w.Append(bad); !errors.Is(err, ErrNonMonotonic) {
+		t.Fatalf("decoding time going back: %v, want ErrNonMonotonic", err)
+	}
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Frames("cam", testBase, testBase.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for i, wf := range want {
+		got, err := r.Next()
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if !got.Time.Equal(wf.Time) || got.DTSOffset != wf.DTSOffset || got.Key != wf.Key || !bytes.Equal(got.Data, wf.Data) {
+			t.Fatalf("frame %d read back as %+v, want %+v", i, got.Frame, wf)
+		}
+	}
+	if f, err := r.Next(); err != io.EOF {
+		t.Fatalf("after the last frame: %+v %v", f, err)
+	}
+}

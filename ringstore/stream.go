@@ -125,8 +125,9 @@ func (w *StreamWriter) MarkGap(cause GapCause, at time.Time) {
 
 // Append takes a copy of f for the next commit and returns its sequence
 // number (see Store.WaitDurable). It never waits for I/O: it returns
-// ErrBackpressure when the stream's backlog is full, ErrNonMonotonic when f
-// is older than the previous frame of its track, ErrClosed after Close.
+// ErrBackpressure when the stream's backlog is full, ErrNonMonotonic when f's
+// decoding time (Time - DTSOffset) is before the previous frame's of its
+// track, ErrClosed after Close.
 func (w *StreamWriter) Append(f Frame) (uint64, error) {
 	s := w.s
 	if s.isClosed() {
@@ -142,15 +143,19 @@ func (w *StreamWriter) Append(f Frame) (uint64, error) {
 		return 0, fmt.Errorf("stream %s: negative DTS offset %v", w.name, f.DTSOffset)
 	}
 	t := f.Time.UnixNano()
+	// Frames arrive in decoding order: with B-frames presentation time goes
+	// back and forth, decoding time (Time - DTSOffset) never goes back.
+	dts := t - int64(f.DTSOffset)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if last, ok := w.last[f.Track]; ok && t < last {
-		return 0, fmt.Errorf("stream %s track %d: %v before %v: %w", w.name, f.Track, f.Time, time.Unix(0, last), ErrNonMonotonic)
+	if last, ok := w.last[f.Track]; ok && dts < last {
+		return 0, fmt.Errorf("stream %s track %d: decoding time %v before %v: %w", w.name, f.Track,
+			time.Unix(0, dts), time.Unix(0, last), ErrNonMonotonic)
 	}
 	if int64(len(w.data)+len(f.Data)) > s.opts.MaxPendingBytes && len(w.frames) > 0 {
 		return 0, ErrBackpressure
 	}
-	w.last[f.Track] = t
+	w.last[f.Track] = dts
 	pf := pendFrame{track: f.Track, t: t, dts: f.DTSOffset, key: f.Key, off: len(w.data), n: len(f.Data)}
 	if w.tracksChanged {
 		pf.tracks, pf.tracksSet = w.tracks, true

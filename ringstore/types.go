@@ -63,9 +63,11 @@ type Track struct {
 type Frame struct {
 	// Track is the Track.ID the frame belongs to.
 	Track uint8
-	// Time is the frame's presentation time on the wall clock. The recorder
-	// keeps it monotonic per track; the store rejects a frame older than the
-	// previous frame of its track with ErrNonMonotonic.
+	// Time is the frame's presentation time on the wall clock. Frames are
+	// appended in decoding order: with B-frames Time goes back and forth, but
+	// decoding time (Time - DTSOffset) never goes back within a track; the
+	// store rejects a frame whose decoding time is before the previous one's
+	// with ErrNonMonotonic.
 	Time time.Time
 	// DTSOffset is presentation minus decoding time (>= 0; 0 without B-frames).
 	DTSOffset time.Duration
