@@ -123,6 +123,7 @@ func planCrashWorkload(spec crashWorkloadSpec) *crashWorkload {
 	clock := make([]time.Time, spec.Streams)
 	audio := make([]time.Time, spec.Streams)
 	sinceKey := make([]int, spec.Streams)
+	lastDTS := make([]time.Time, spec.Streams) // decoding time never goes back, as with real B-frames
 	next := make([]uint64, spec.Streams)
 	for s := range spec.Streams {
 		w.names = append(w.names, crashStreamName(s))
@@ -156,9 +157,14 @@ func planCrashWorkload(spec crashWorkloadSpec) *crashWorkload {
 				}
 				id := crashFrameID{Stream: s, Idx: next[s]}
 				next[s]++
+				off := time.Duration(rng.IntN(3)) * 40 * time.Millisecond
+				if dts := clock[s].Add(-off); dts.Before(lastDTS[s]) {
+					off = clock[s].Sub(lastDTS[s])
+				}
+				lastDTS[s] = clock[s].Add(-off)
 				p.Frames = append(p.Frames, &crashFrame{ID: id, TableVer: len(w.tables[s]) - 1, Tick: tick, Frame: Frame{
 					Track: 0, Time: clock[s], Key: key, Data: crashFrameData(id, 0, true, key, size),
-					DTSOffset: time.Duration(rng.IntN(3)) * 40 * time.Millisecond,
+					DTSOffset: off,
 				}})
 				if s%2 == 0 {
 					audio[s] = crashMaxTime(audio[s], clock[s])
