@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -73,6 +75,7 @@ examples:
 				cfgPath   = fs.String("config", "", "the configuration database (cameras, users, tokens, network); created when missing")
 				conSpec   = fs.String("console", "none", `operator console: "stdio", a serial device such as /dev/ttyS0, or "none" (needs --config)`)
 				initMode  = fs.Bool("appliance", false, "run as the appliance's init: apply network and clock settings, reboot or power off when the console asks")
+				cpuProf   = fs.String("cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to this file")
 				boardSpec = fs.String("board", "", "board profile (a built-in name, see nvrd board profiles, or a file) whose PSUs, bays and arrays are monitored")
 				wdPath    = fs.String("watchdog", "", `hardware watchdog device petted while recording is healthy ("" uses the board profile's)`)
 				bootCount = fs.String("boot-count", "", "file counting boots and watchdog resets (on the persistent config volume)")
@@ -158,9 +161,33 @@ examples:
 					}
 					opts.Firmware = fw
 				}
+				if *cpuProf != "" {
+					stop, err := startCPUProfile(*cpuProf)
+					if err != nil {
+						return err
+					}
+					defer stop()
+				}
 				err = appliance.Run(ctx, opts)
 				return powerAction(err, *initMode, env)
 			}
 		},
 	}
+}
+
+// startCPUProfile starts profiling the process's CPU into path; the
+// returned function stops it and closes the file.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
