@@ -33,7 +33,14 @@ func (s *Store) Streams() ([]StreamInfo, error) {
 		if m.bytes <= 0 {
 			continue
 		}
-		out = append(out, StreamInfo{Name: m.name, Tracks: cloneTracks(m.tracks), First: unixTime(m.first), Last: unixTime(m.last), Bytes: m.bytes})
+		first := m.first
+		if fl := s.retentionFloor(m.name); fl > first {
+			if fl > m.last {
+				continue // all of it is past the stream's retention
+			}
+			first = fl
+		}
+		out = append(out, StreamInfo{Name: m.name, Tracks: cloneTracks(m.tracks), First: unixTime(first), Last: unixTime(m.last), Bytes: m.bytes})
 	}
 	s.metaMu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -59,6 +66,14 @@ func (s *Store) Spans(stream string, from, to time.Time) ([]Span, []Gap, error) 
 	if !from.Before(to) {
 		return nil, nil, nil
 	}
+	if ok, spans, gaps, err := s.spansWithFloor(stream, from, to); ok {
+		return spans, gaps, err
+	}
+	return s.spansFrom(stream, from, to)
+}
+
+// spansFrom is Spans without the retention floor.
+func (s *Store) spansFrom(stream string, from, to time.Time) ([]Span, []Gap, error) {
 	id, meta, ok := s.streamID(stream)
 	f, t := from.UnixNano(), to.UnixNano()
 	var spans []Span
@@ -204,6 +219,9 @@ type FrameReader struct {
 func (s *Store) Frames(stream string, from, to time.Time) (*FrameReader, error) {
 	if s.isClosed() {
 		return nil, ErrClosed
+	}
+	if fl := s.retentionFloor(stream); fl > from.UnixNano() {
+		from = time.Unix(0, fl)
 	}
 	r := &FrameReader{s: s, to: to.UnixNano(), next: from.UnixNano()}
 	id, _, ok := s.streamID(stream)

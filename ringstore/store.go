@@ -71,6 +71,8 @@ type Store struct {
 	log  *slog.Logger
 	now  func() time.Time
 
+	ret retention // per-stream maximum age (see SetRetention)
+
 	filesMu   sync.Mutex
 	files     map[int]*slotFile // nil once closed
 	fileClock uint64

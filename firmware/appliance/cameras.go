@@ -68,6 +68,7 @@ func (a *App) configChanged(ch config.Change) {
 	if err != nil {
 		return // the next recording scope reads the configuration afresh
 	}
+	a.applyRetention(rec)
 	cams, err := a.desiredCameras()
 	if err == nil {
 		err = rec.recorder.Set(cams)
@@ -76,5 +77,26 @@ func (a *App) configChanged(ch config.Change) {
 		a.log.Error("apply camera configuration", "err", err)
 		a.hub.Publish(events.Event{Kind: "config.apply_failed", Severity: events.Warning, Source: "config",
 			Message: "camera configuration not applied: " + err.Error()})
+	}
+}
+
+// applyRetention gives every configured camera its maximum age of footage
+// (its own, else the site's default); cameras without one keep footage until
+// the ring needs the space.
+func (a *App) applyRetention(rec *recording) {
+	if a.cfg == nil {
+		return
+	}
+	site, err := a.cfg.Site()
+	if err != nil {
+		a.log.Warn("read retention settings", "err", err)
+		return
+	}
+	for _, c := range site.Cameras {
+		age := c.MaxAge
+		if age == 0 {
+			age = site.Storage.DefaultMaxAge
+		}
+		rec.store.SetRetention(c.Name, age)
 	}
 }

@@ -188,8 +188,8 @@ func TestConsoleConfiguresARecordingCamera(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	tm.typeLine("storage retention lobby 7d")
-	if out := tm.expect(prompt, 10*time.Second); !strings.Contains(out, "retention of lobby set to 7d") {
+	tm.typeLine("storage retention lobby 30m")
+	if out := tm.expect(prompt, 10*time.Second); !strings.Contains(out, "retention of lobby set to 30m") {
 		t.Errorf("retention: %q", out)
 	}
 	tm.typeLine("frobnicate the cameras")
@@ -209,6 +209,13 @@ func TestConsoleConfiguresARecordingCamera(t *testing.T) {
 	c.getJSON("/api/v1/cameras", &cams)
 	if len(cams) != 1 || cams[0].Name != "lobby" || cams[0].State != "recording" || strings.Contains(cams[0].URL, "cam-secret-1") {
 		t.Errorf("API cameras with the console's token: %+v", cams)
+	}
+	// The retention applies at once: asked for the last hour, the VMS sees
+	// everything older than 30 minutes as evicted.
+	var recs api.Recordings
+	c.getJSON("/api/v1/recordings?camera=lobby&from=-1h", &recs)
+	if len(recs.Gaps) == 0 || recs.Gaps[0].Cause != "evicted" || recs.Gaps[0].End.Before(time.Now().Add(-31*time.Minute)) {
+		t.Errorf("retention of 30m not applied: %+v", recs)
 	}
 	if code, _, _ := (client{t: t, base: "http://" + apiAddr, token: "nvrt_wrong"}).get("/api/v1/cameras"); code != 401 {
 		t.Errorf("wrong token: %d", code)

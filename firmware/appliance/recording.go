@@ -121,6 +121,7 @@ func (a *App) runRecording(ctx context.Context, ready func()) (req restartReques
 			a.log.Warn("close camera sessions", "err", cerr)
 		}
 	}()
+	a.applyRetention(rec)
 	cams, err := a.desiredCameras()
 	if err != nil {
 		return req, nil, err
