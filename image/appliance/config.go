@@ -1,0 +1,80 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// config is the boot configuration read from the kernel command line.
+type config struct {
+	perm, data string
+	board      string
+	log        string
+	net        *netConfig
+	args       []string
+}
+
+// netConfig is a static address for one interface.
+type netConfig struct {
+	ifname  string
+	addr    netip.Prefix
+	gateway netip.Addr // invalid: no default route
+}
+
+// parseCmdline reads the nvr.* keys of a kernel command line; other words
+// are ignored.
+func parseCmdline(line string) (config, error) {
+	cfg := config{perm: "/dev/vda", data: "/dev/vdb", board: "qemu", log: "/dev/console"}
+	for _, w := range strings.Fields(line) {
+		key, val, ok := strings.Cut(w, "=")
+		if !ok || !strings.HasPrefix(key, "nvr.") {
+			continue
+		}
+		switch key {
+		case "nvr.perm":
+			cfg.perm = val
+		case "nvr.data":
+			cfg.data = val
+		case "nvr.board":
+			cfg.board = val
+		case "nvr.log":
+			cfg.log = val
+		case "nvr.args":
+			if val != "" {
+				cfg.args = strings.Split(val, ",")
+			}
+		case "nvr.net":
+			n, err := parseNet(val)
+			if err != nil {
+				return config{}, err
+			}
+			cfg.net = &n
+		}
+	}
+	for _, d := range []string{cfg.perm, cfg.data} {
+		if !strings.HasPrefix(d, "/dev/") {
+			return config{}, fmt.Errorf("disk %q is not a /dev path", d)
+		}
+	}
+	return cfg, nil
+}
+
+// parseNet parses IF,ADDR/LEN[,GW].
+func parseNet(v string) (netConfig, error) {
+	parts := strings.Split(v, ",")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" {
+		return netConfig{}, fmt.Errorf("nvr.net=%q: want IF,ADDR/LEN[,GATEWAY]", v)
+	}
+	p, err := netip.ParsePrefix(parts[1])
+	if err != nil {
+		return netConfig{}, fmt.Errorf("nvr.net=%q: %w", v, err)
+	}
+	n := netConfig{ifname: parts[0], addr: p}
+	if len(parts) == 3 {
+		if n.gateway, err = netip.ParseAddr(parts[2]); err != nil {
+			return netConfig{}, fmt.Errorf("nvr.net=%q: gateway: %w", v, err)
+		}
+	}
+	return n, nil
+}

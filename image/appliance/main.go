@@ -1,0 +1,131 @@
+// Command appliance is the firmware image's /bin/uinit: what the appliance
+// needs at boot beyond u-root's init (which has already mounted /dev, /proc
+// and /sys and loaded the modules of /lib/modules-load.d). It
+//
+//  1. waits for the disks,
+//  2. mounts the persistent config volume at /perm and the recording volume
+//     at /data (ext4), formatting the ring store on a fresh recording volume,
+//  3. configures the network when the kernel command line says how,
+//  4. and replaces itself with `nvrd run --appliance ...`.
+//
+// Its settings come from the kernel command line (the bootloader's, or the
+// QEMU test's -append), each with a default that fits the appliance:
+//
+//	nvr.perm=DEV          config volume (default /dev/vda)
+//	nvr.data=DEV          recording volume (default /dev/vdb)
+//	nvr.net=IF,ADDR/LEN,GW   static address and default route (default none)
+//	nvr.log=DEV           nvrd's log output (default /dev/console)
+//	nvr.args=A,B,...      extra arguments for nvrd run (e.g. --test-faults)
+//	nvr.board=NAME        board profile (default qemu)
+//
+// Any failure is printed on the console with "appliance: " and leaves the
+// rescue shell to u-root's init.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// nvrd is the firmware binary in the image.
+const nvrd = "/bin/nvrd"
+
+func main() {
+	raw, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		fail(fmt.Errorf("read the kernel command line: %w", err))
+	}
+	cfg, err := parseCmdline(string(raw))
+	if err != nil {
+		fail(err)
+	}
+	if err := boot(cfg); err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintf(os.Stderr, "appliance: %v\n", err)
+	os.Exit(1)
+}
+
+// boot runs the boot steps and execs nvrd; it returns only on failure.
+func boot(cfg config) error {
+	start := time.Now()
+	if err := waitDevices([]string{cfg.perm, cfg.data}, 20*time.Second); err != nil {
+		return err
+	}
+	if err := mountExt4(cfg.perm, "/perm"); err != nil {
+		return err
+	}
+	if err := os.MkdirAll("/perm/nvr", 0o700); err != nil {
+		return fmt.Errorf("create /perm/nvr: %w", err)
+	}
+	if err := mountExt4(cfg.data, "/data"); err != nil {
+		return err
+	}
+	if err := formatStore("/data"); err != nil {
+		return err
+	}
+	if cfg.net != nil {
+		if err := configureNetwork(*cfg.net); err != nil {
+			return err
+		}
+	}
+	args := nvrdArgs(cfg)
+	fmt.Fprintf(os.Stderr, "appliance: volumes mounted in %v; exec %s\n", time.Since(start).Round(time.Millisecond), strings.Join(args, " "))
+	if cfg.log != "" {
+		if f, err := os.OpenFile(cfg.log, os.O_WRONLY|unix.O_NOCTTY, 0); err == nil {
+			_ = unix.Dup2(int(f.Fd()), 1)
+			_ = unix.Dup2(int(f.Fd()), 2)
+		}
+	}
+	return fmt.Errorf("exec nvrd: %w", unix.Exec(nvrd, args, os.Environ()))
+}
+
+// nvrdArgs is nvrd's command line.
+func nvrdArgs(cfg config) []string {
+	args := []string{nvrd, "run", "--appliance",
+		"--config", "/perm/nvr/config.db", "--data", "/data",
+		"--console", "/dev/ttyS0",
+		"--api", ":443", "--api-tls-dir", "/perm/nvr/tls",
+		"--board", cfg.board, "--boot-count", "/perm/nvr/bootcount",
+	}
+	return append(args, cfg.args...)
+}
+
+// waitDevices waits for every device node to exist (drivers probe
+// asynchronously after their module loads).
+func waitDevices(devs []string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for _, d := range devs {
+		for {
+			if _, err := os.Stat(d); err == nil {
+				break
+			} else if !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("disk %s: %w", d, err)
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("disk %s did not appear within %v", d, timeout)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// mountExt4 mounts dev (ext4) at dir.
+func mountExt4(dev, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create mount point %s: %w", dir, err)
+	}
+	if err := unix.Mount(dev, dir, "ext4", unix.MS_NOATIME, ""); err != nil {
+		return fmt.Errorf("mount %s (ext4) on %s: %w", dev, dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// formatStore formats the ring store on a recording volume that has none
+// (first boot), using 3/4 of the file system's free space.
+func formatStore(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, "VOLUME")); err == nil {
+		return nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("recording volume: %w", err)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return fmt.Errorf("statfs %s: %w", dir, err)
+	}
+	mib := st.Bavail * uint64(st.Bsize) / 4 * 3 >> 20
+	if mib < 64 {
+		return fmt.Errorf("recording volume %s has only %d MiB free", dir, mib)
+	}
+	cmd := exec.Command(nvrd, "store", "format", "--data", dir, "--size", fmt.Sprintf("%dM", mib))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("format the ring store on %s: %w", dir, err)
+	}
+	fmt.Fprintf(os.Stderr, "appliance: formatted a %d MiB ring store on %s\n", mib, dir)
+	return nil
+}
+
+// configureNetwork sets a static address, brings the link up and adds the
+// default route.
+func configureNetwork(n netConfig) error {
+	link, err := netlink.LinkByName(n.ifname)
+	if err != nil {
+		return fmt.Errorf("network interface %s: %w", n.ifname, err)
+	}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: n.addr.Addr().AsSlice(), Mask: net.CIDRMask(n.addr.Bits(), n.addr.Addr().BitLen())}}
+	if err := netlink.AddrReplace(link, addr); err != nil {
+		return fmt.Errorf("address %s on %s: %w", n.addr, n.ifname, err)
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return fmt.Errorf("set %s up: %w", n.ifname, err)
+	}
+	if n.gateway.IsValid() {
+		r := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: n.gateway.AsSlice()}
+		if err := netlink.RouteReplace(r); err != nil {
+			return fmt.Errorf("default route via %s: %w", n.gateway, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,17 @@
+// Package qemutest is the firmware image's system test suite (make
+// qemu-test): it boots the built image (out/image) under QEMU with software
+// emulation and drives it like an integrator would, through the serial
+// console, the HTTPS API and QEMU's monitor (QMP).
+//
+// Each guest gets a persistent config disk (/perm) and a recording disk
+// (/data), both ext4 made on the host with mkfs.ext4, and an initramfs
+// overlay that adds image/appliance as /bin/uinit and the ext4 modules. The
+// guest reaches the host's camera simulator through a -netdev user guestfwd
+// (10.0.2.100:8554) and the host reaches the guest's API through a hostfwd.
+// Every boot logs its time to the login prompt and to the first recorded
+// frame.
+//
+// The tests run when NVR_QEMU_TEST=1 or CI=true and need qemu-system-x86,
+// e2fsprogs and ffmpeg (ffprobe); under CI a missing tool is a failure.
+// Guests run one at a time (the tests are not parallel).
+package qemutest
