@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -401,9 +402,11 @@ func readFrame(r io.Reader) (frame, error) {
 	if n > maxPayload {
 		return frame{}, fmt.Errorf("%w: message of %d bytes over the %d limit", ErrProtocol, n, maxPayload)
 	}
-	f.Payload = make([]byte, n)
-	if _, err := io.ReadFull(r, f.Payload); err != nil {
+	// Grow the buffer as bytes arrive: a length alone costs no memory.
+	buf := bytes.NewBuffer(make([]byte, 0, min(int(n), 1<<20)))
+	if _, err := io.CopyN(buf, r, int64(n)); err != nil {
 		return frame{}, fmt.Errorf("%w: message body: %v", ErrProtocol, err)
 	}
+	f.Payload = buf.Bytes()
 	return f, nil
 }
