@@ -327,14 +327,39 @@ func (s *Sender) readAcks(c *conn, w *window) error {
 	}
 }
 
+// readAhead is how many records ship asks the store for at once (each at
+// most 4 MiB of payload).
+const readAhead = 8
+
 // ship reads committed records after start and sends them in batches.
 func (s *Sender) ship(ctx context.Context, c *conn, w *window, start ringstore.Position, after map[string]time.Time) error {
 	pos := start
 	var seq uint64
 	var evicted time.Time
 	lastSend := time.Now()
+	send := func(b batch, size int) error {
+		if err := w.wait(ctx, int64(size)); err != nil {
+			return err
+		}
+		seq++
+		b.Seq, b.Epoch, b.Evicted = seq, s.opts.Epoch(), evicted
+		b.PrimaryNewest = s.Status().PrimaryNewest
+		w.add(seq, int64(size))
+		c.tc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		if err := writeFrame(c.tc, c.version, msgBatch, b.encode(c.version)); err != nil {
+			return fmt.Errorf("send batch %d: %w", seq, err)
+		}
+		lastSend = time.Now()
+		evicted = time.Time{}
+		s.mu.Lock()
+		s.st.Batches++
+		s.st.Records += uint64(len(b.Records))
+		s.st.Bytes += uint64(size)
+		s.mu.Unlock()
+		return nil
+	}
 	for ctx.Err() == nil {
-		recs, err := s.opts.Store.ReadAfter(pos, 64)
+		recs, err := s.opts.Store.ReadAfter(pos, readAhead)
 		if errors.Is(err, ringstore.ErrEvicted) {
 			// The ring wrapped past the standby's position: continue
 			// at the oldest record and let the standby mark the gap.
@@ -355,45 +380,32 @@ func (s *Sender) ship(ctx context.Context, c *conn, w *window, start ringstore.P
 		if err != nil {
 			return fmt.Errorf("read store after %+v: %w", pos, err)
 		}
-		b := batch{Epoch: s.opts.Epoch(), Evicted: evicted}
+		var b batch
 		size := 0
-		for _, r := range recs {
-			pos = r.Pos
-			br, ok := shipped(r, after)
-			if !ok {
-				continue
+		for i, r := range recs {
+			if br, ok := shipped(r, after); ok {
+				b.Records = append(b.Records, br)
+				size += len(br.Raw)
 			}
-			b.Records = append(b.Records, br)
-			size += len(br.Raw)
-			if size >= s.opts.BatchBytes {
-				break
+			if len(b.Records) > 0 && (size >= s.opts.BatchBytes || i == len(recs)-1) {
+				if err := send(b, size); err != nil {
+					return err
+				}
+				b, size = batch{}, 0
 			}
 		}
-		if len(b.Records) == 0 && time.Since(lastSend) < s.opts.Keepalive {
-			if len(recs) == 0 {
-				s.caughtUp(w)
-				sleep(ctx, s.opts.Poll)
+		if len(recs) > 0 {
+			pos = recs[len(recs)-1].Pos
+			continue
+		}
+		if time.Since(lastSend) >= s.opts.Keepalive {
+			if err := send(batch{}, 0); err != nil {
+				return err
 			}
 			continue
 		}
-		if err := w.wait(ctx, int64(size)); err != nil {
-			return err
-		}
-		seq++
-		b.Seq = seq
-		b.PrimaryNewest = s.Status().PrimaryNewest
-		w.add(seq, int64(size))
-		c.tc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-		if err := writeFrame(c.tc, c.version, msgBatch, b.encode(c.version)); err != nil {
-			return fmt.Errorf("send batch %d: %w", seq, err)
-		}
-		lastSend = time.Now()
-		evicted = time.Time{}
-		s.mu.Lock()
-		s.st.Batches++
-		s.st.Records += uint64(len(b.Records))
-		s.st.Bytes += uint64(size)
-		s.mu.Unlock()
+		s.caughtUp(w)
+		sleep(ctx, s.opts.Poll)
 	}
 	return ctx.Err()
 }
