@@ -101,11 +101,16 @@ type Replica struct {
 	floor map[string]int64
 	// cleared records the streams whose restart gap mark was dropped.
 	cleared map[string]bool
+	// sent is the newest frame time taken per (stream, source) and track
+	// since the Replica was made: the source ships each track in time
+	// order, so an older or equal frame is one it sent again (after a
+	// reconnect) and is dropped.
+	sent map[string]map[uint8]int64
 }
 
 // NewReplica returns the replica writer of s.
 func NewReplica(s *Store) *Replica {
-	return &Replica{s: s, last: map[string]map[uint8]int64{}, floor: map[string]int64{}, cleared: map[string]bool{}}
+	return &Replica{s: s, last: map[string]map[uint8]int64{}, floor: map[string]int64{}, cleared: map[string]bool{}, sent: map[string]map[uint8]int64{}}
 }
 
 // Apply appends rec's frames (KindFrames; other kinds are ignored). It does
@@ -141,6 +146,10 @@ func (r *Replica) Apply(rec Record, opts ApplyOptions) (ApplyResult, error) {
 		if t <= after {
 			continue
 		}
+		if last, ok := r.sent[bfName][f.Track]; ok && t <= last {
+			res.Dropped++
+			continue
+		}
 		dest := mainName
 		if r.isOld(mainName, f.Track, t) {
 			dest = bfName
@@ -162,6 +171,10 @@ func (r *Replica) Apply(rec Record, opts ApplyOptions) (ApplyResult, error) {
 			return res, fmt.Errorf("apply record of %s to %q: %w", rec.Stream, dest, err)
 		}
 		r.last[dest][f.Track] = t
+		if r.sent[bfName] == nil {
+			r.sent[bfName] = map[uint8]int64{}
+		}
+		r.sent[bfName][f.Track] = t
 		res.Seq = seq
 		if dest == mainName {
 			res.Main++
