@@ -206,21 +206,27 @@ func TestRefusals(t *testing.T) {
 		name string
 		// second is sent after batch {epoch 7, seq 1, recs[0]} was acked.
 		second batch
-		hello  hello
-		code   uint8
-		log    string
+		hello      hello
+		code       uint8
+		log        string
+		notStandby bool
 	}{
 		{name: "replayed batch", second: batch{Epoch: 7, Seq: 1, Records: []batchRecord{br(recs[1])}}, hello: h, code: CodeReplay, log: "replayed"},
 		{name: "old epoch", second: batch{Epoch: 6, Seq: 2, Records: []batchRecord{br(recs[1])}}, hello: h, code: CodeStaleEpoch, log: "epoch 6, highest seen 7"},
 		{name: "corrupt record", second: batch{Epoch: 7, Seq: 2, Records: []batchRecord{br(recs[2]), corrupt}}, hello: h, code: CodeCorrupt, log: "failed its check"},
 		{name: "newer store format", hello: hello{MinVersion: 1, MaxVersion: 2, StoreFormat: ringstore.FormatVersion + 1, Epoch: 7, NodeID: "a"}, code: CodeStoreFormat, log: "newer than this firmware reads"},
 		{name: "no common version", hello: hello{MinVersion: MaxVersion + 1, MaxVersion: MaxVersion + 1, StoreFormat: 1, Epoch: 7, NodeID: "a"}, code: CodeVersion, log: "speaks versions"},
+		{name: "receiver is not the standby", hello: h, code: CodeNotStandby, log: "not the standby", notStandby: true},
 		{name: "hello names another node", hello: hello{MinVersion: 1, MaxVersion: 2, StoreFormat: 1, Epoch: 7, NodeID: "b"}, code: CodeProtocol, log: "its certificate another"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			b, _ := openStore(t, 16<<20, 1<<20)
-			rig := startReceiver(t, ReceiverOptions{Store: b, NodeID: "b", TLS: keys.b.ServerConfig()})
+			ro := ReceiverOptions{Store: b, NodeID: "b", TLS: keys.b.ServerConfig()}
+			if tc.notStandby {
+				ro.Standby = func() bool { return false }
+			}
+			rig := startReceiver(t, ro)
 			addr, _ := rig.Addr()
 			cl, err := dialRaw(t, addr, keys.a.ClientConfig(), tc.hello)
 			if tc.second.Seq == 0 {

@@ -56,6 +56,7 @@ const (
 	CodeStoreFormat uint8 = 5 // the sender's store format is newer than the receiver reads
 	CodeInternal    uint8 = 6 // the receiver failed (its store)
 	CodeProtocol    uint8 = 7 // a malformed or unexpected message
+	CodeNotStandby  uint8 = 8 // the receiving node is not the standby (it records itself)
 )
 
 // hello opens a connection (sender to receiver).

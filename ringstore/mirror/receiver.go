@@ -40,6 +40,11 @@ type ReceiverOptions struct {
 	State *State
 	// Fence checks epochs (a *cluster.Node); nil uses State's epoch.
 	Fence Fence
+	// Standby reports whether this node may take footage now (the
+	// cluster: it is the standby). Checked at each hello and batch; a
+	// node that records itself must never append another's footage into
+	// the same streams. nil means always.
+	Standby func() bool
 	// MaxVersion is the newest protocol version offered; 0 means
 	// MaxVersion. Tests set Version1 to play firmware N-1.
 	MaxVersion uint8
@@ -262,6 +267,9 @@ func (s *session) run(ctx context.Context, remote string) error {
 	if err := r.checkEpoch("mirror hello", h.Epoch); err != nil {
 		return err
 	}
+	if r.opts.Standby != nil && !r.opts.Standby() {
+		return refuse(CodeNotStandby, "this node is not the standby: it takes no footage from %s", h.NodeID)
+	}
 	// This session replaces any other.
 	r.mu.Lock()
 	if r.current != nil {
@@ -378,6 +386,9 @@ func (s *session) loop(ctx context.Context, acks chan<- pendingAck) error {
 func (s *session) check(b batch) ([]ringstore.Record, error) {
 	if err := s.r.checkEpoch("mirror batch", b.Epoch); err != nil {
 		return nil, err
+	}
+	if s.r.opts.Standby != nil && !s.r.opts.Standby() {
+		return nil, refuse(CodeNotStandby, "this node is no longer the standby: batch %d not taken", b.Seq)
 	}
 	if b.Seq <= s.lastSeq {
 		return nil, refuse(CodeReplay, "batch sequence %d after %d: replayed or reordered", b.Seq, s.lastSeq)

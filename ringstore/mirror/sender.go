@@ -131,8 +131,19 @@ func (s *Sender) Status() Status {
 	if baseAt == st.Acked {
 		st.LagBytes = max(0, st.LagBytes-base)
 	}
-	if st.LagBytes > 0 && newest.After(st.AckedNewest) {
-		st.LagSeconds = newest.Sub(st.AckedNewest).Seconds()
+	from := st.AckedNewest
+	if from.IsZero() {
+		// Nothing acknowledged yet: all the footage held is behind.
+		if sts, err := s.opts.Store.Streams(); err == nil {
+			for _, si := range sts {
+				if from.IsZero() || si.First.Before(from) {
+					from = si.First
+				}
+			}
+		}
+	}
+	if st.LagBytes > 0 && newest.After(from) {
+		st.LagSeconds = newest.Sub(from).Seconds()
 	}
 	return st
 }
@@ -144,6 +155,12 @@ func (s *Sender) Run(ctx context.Context) error {
 		err := s.session(ctx)
 		if ctx.Err() != nil {
 			break
+		}
+		if errors.Is(err, errPathChanged) {
+			s.mu.Lock()
+			s.st.Reconnects++
+			s.mu.Unlock()
+			continue
 		}
 		s.mu.Lock()
 		s.st.Connected = false
@@ -171,6 +188,7 @@ func (s *Sender) Run(ctx context.Context) error {
 // conn is one connection to a receiver.
 type conn struct {
 	tc      *tls.Conn
+	addr    string // as Addr gave it
 	version uint8
 	reply   helloReply
 }
@@ -181,6 +199,9 @@ func (s *Sender) dial(ctx context.Context) (*conn, error) {
 	if !ok {
 		return nil, errors.New("no path to the standby")
 	}
+	if s.opts.Epoch() == 0 {
+		return nil, errors.New("no epoch yet: not primary")
+	}
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	d := tls.Dialer{Config: s.opts.TLS, NetDialer: &net.Dialer{KeepAlive: 5 * time.Second}}
@@ -189,6 +210,10 @@ func (s *Sender) dial(ctx context.Context) (*conn, error) {
 		return nil, fmt.Errorf("dial standby %s: %w", addr, err)
 	}
 	tc := nc.(*tls.Conn)
+	if cs := tc.ConnectionState(); len(cs.PeerCertificates) > 0 && cs.PeerCertificates[0].Subject.CommonName == s.opts.NodeID {
+		tc.Close()
+		return nil, fmt.Errorf("the mirror address %s is this node's own receiver", addr)
+	}
 	h := hello{MinVersion: MinVersion, MaxVersion: s.opts.MaxVersion, StoreFormat: ringstore.FormatVersion, Epoch: s.opts.Epoch(), NodeID: s.opts.NodeID, RestartID: s.restart, VolumeID: s.opts.Store.Volume().ID}
 	tc.SetDeadline(time.Now().Add(10 * time.Second))
 	if err := writeFrame(tc, h.MaxVersion, msgHello, h.encode()); err != nil {
@@ -218,7 +243,7 @@ func (s *Sender) dial(ctx context.Context) (*conn, error) {
 		return nil, fmt.Errorf("hello from %s: %w", addr, err)
 	}
 	tc.SetDeadline(time.Time{})
-	return &conn{tc: tc, version: rep.Version, reply: rep}, nil
+	return &conn{tc: tc, addr: addr, version: rep.Version, reply: rep}, nil
 }
 
 // session ships over one connection until it fails or ctx ends.
@@ -327,6 +352,9 @@ func (s *Sender) readAcks(c *conn, w *window) error {
 	}
 }
 
+// errPathChanged ends a session when Addr names another path.
+var errPathChanged = errors.New("mirror: path to the standby changed")
+
 // readAhead is how many records ship asks the store for at once (each at
 // most 4 MiB of payload).
 const readAhead = 8
@@ -405,6 +433,13 @@ func (s *Sender) ship(ctx context.Context, c *conn, w *window, start ringstore.P
 			continue
 		}
 		s.caughtUp(w)
+		if addr, ok := s.opts.Addr(); !ok || addr != c.addr {
+			// The cluster moved the mirror to another path (the
+			// dedicated link came back, or went down): reconnect there
+			// and resume from the acknowledged position.
+			s.log.Info("mirror: path to the standby changed; reconnecting", "from", c.addr, "to", addr)
+			return errPathChanged
+		}
 		sleep(ctx, s.opts.Poll)
 	}
 	return ctx.Err()
