@@ -205,7 +205,7 @@ func TestRefusals(t *testing.T) {
 	tests := []struct {
 		name string
 		// second is sent after batch {epoch 7, seq 1, recs[0]} was acked.
-		second batch
+		second     batch
 		hello      hello
 		code       uint8
 		log        string
