@@ -116,3 +116,22 @@ func TestSlowStandbyNeverBlocksRecording(t *testing.T) {
 		t.Error("the stalled standby never got the hello")
 	}
 }
+
+func TestPeerAddr(t *testing.T) {
+	tests := []struct {
+		peer string
+		ok   bool
+		want string
+	}{
+		{"10.0.0.2:7400", true, "10.0.0.2:7445"},
+		{"[fd77::2]:7400", true, "[fd77::2]:7445"},
+		{"fd77::2", true, "[fd77::2]:7445"},
+		{"", false, ""},
+	}
+	for _, tc := range tests {
+		got, ok := PeerAddr(func() (string, bool) { return tc.peer, tc.ok }, DefaultPort)()
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("PeerAddr(%q, %v) = %q, %v; want %q", tc.peer, tc.ok, got, ok, tc.want)
+		}
+	}
+}
