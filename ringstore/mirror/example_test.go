@@ -40,7 +40,7 @@ func Example() {
 	send, _ := mirror.NewSender(mirror.SenderOptions{
 		Store: primary, NodeID: "a", TLS: keys[0].ClientConfig(),
 		Addr:  func() (string, bool) { return ln.Addr().String(), true }, // cluster: PeerAddr(MirrorPath)
-		Epoch: func() uint64 { return 1 },                                  // cluster: the epoch it is primary under
+		Epoch: func() uint64 { return 1 },                                // cluster: the epoch it is primary under
 	})
 	rctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{}, 2)
