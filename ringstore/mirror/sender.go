@@ -63,8 +63,10 @@ type Sender struct {
 
 	mu sync.Mutex
 	st Status
-	// acked is the position each receiver store (by volume ID)
-	// acknowledged, valid in this process: this store's log positions.
+	// acked is the position each receiver store (by volume ID) acknowledged
+	// under each epoch, valid in this process: this store's log positions.
+	// After another epoch (this node was standby meanwhile, and its log
+	// holds the peer's footage) resumption is by content again.
 	acked map[string]ringstore.Position
 	// base is the log distance from baseAt (an acked position) to the head
 	// when the sender last found nothing more to ship: records after the
@@ -189,6 +191,7 @@ func (s *Sender) Run(ctx context.Context) error {
 type conn struct {
 	tc      *tls.Conn
 	addr    string // as Addr gave it
+	epoch   uint64 // the epoch the hello carried
 	version uint8
 	reply   helloReply
 }
@@ -243,7 +246,7 @@ func (s *Sender) dial(ctx context.Context) (*conn, error) {
 		return nil, fmt.Errorf("hello from %s: %w", addr, err)
 	}
 	tc.SetDeadline(time.Time{})
-	return &conn{tc: tc, addr: addr, version: rep.Version, reply: rep}, nil
+	return &conn{tc: tc, addr: addr, epoch: h.Epoch, version: rep.Version, reply: rep}, nil
 }
 
 // session ships over one connection until it fails or ctx ends.
@@ -288,7 +291,7 @@ func (s *Sender) session(ctx context.Context) error {
 // newest frame the receiver got from this node or this node got from it).
 func (s *Sender) resume(rep helloReply) (ringstore.Position, map[string]time.Time, error) {
 	s.mu.Lock()
-	pos, ok := s.acked[rep.VolumeID]
+	pos, ok := s.acked[ackKey(rep.VolumeID, s.opts.Epoch())]
 	s.mu.Unlock()
 	if ok {
 		return pos, nil, nil
@@ -319,6 +322,8 @@ func (s *Sender) resume(rep helloReply) (ringstore.Position, map[string]time.Tim
 	return start, after, nil
 }
 
+func ackKey(volume string, epoch uint64) string { return fmt.Sprintf("%s@%d", volume, epoch) }
+
 // readAcks reads acks (or the receiver's refusal) and opens the window.
 func (s *Sender) readAcks(c *conn, w *window) error {
 	defer w.close()
@@ -336,7 +341,7 @@ func (s *Sender) readAcks(c *conn, w *window) error {
 			}
 			w.acked(a.Seq)
 			s.mu.Lock()
-			s.acked[c.reply.VolumeID] = a.Pos
+			s.acked[ackKey(c.reply.VolumeID, c.epoch)] = a.Pos
 			s.st.Acked, s.st.AckedNewest = a.Pos, a.Newest
 			s.mu.Unlock()
 		case msgError:
