@@ -297,7 +297,13 @@ func (s *session) run(ctx context.Context, remote string) error {
 	r.log.Info("mirror: sender connected", "peer", h.NodeID, "remote", remote, "version", v, "epoch", h.Epoch)
 	acks := make(chan pendingAck, 256)
 	ackErr := make(chan error, 1)
-	go func() { ackErr <- s.acker(sctx, acks) }()
+	go func() {
+		err := s.acker(sctx, acks)
+		if err != nil {
+			cancel() // the loop may be waiting to hand over an ack
+		}
+		ackErr <- err
+	}()
 	err = s.loop(sctx, acks)
 	close(acks)
 	if aerr := <-ackErr; err == nil {
