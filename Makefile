@@ -36,6 +36,7 @@ demo: build
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./ringstore/...
+	$(GO) test -run '^$$' -bench ExportHour -benchtime 1x -timeout 30m ./recorder/clip/
 
 fuzz:
 	./.ci/fuzz
