@@ -69,7 +69,13 @@
 //     Records are found with Store.ResumeBefore and shipped whole (their
 //     CRC must stay intact) with an "after" time: the receiver applies only
 //     the later frames.
-//  3. When the primary's ring evicted records the standby never got
+//  3. A window both nodes recorded (an isolated ex-primary recording on
+//     until it learned it was fenced) is kept on both: when the peer first
+//     ships to a node, the node notes (State) the part of its own footage
+//     newer than anything it received from the peer; when it is primary
+//     again it ships that part too, from after the newest the peer got from
+//     it. The receiving store keeps such older frames in backfill streams.
+//  4. When the primary's ring evicted records the standby never got
 //     (ringstore.ErrEvicted), the sender continues at the oldest record it
 //     holds and flags the batch: the receiver marks GapEvicted on each
 //     stream before its next frame.

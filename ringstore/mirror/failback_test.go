@@ -2,9 +2,11 @@ package mirror
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -127,9 +129,32 @@ func TestFailbackByContent(t *testing.T) {
 	if len(spans) != 1 || !spans[0].Start.Equal(t0) || spans[0].End.Before(t0.Add(19900*time.Millisecond)) {
 		t.Errorf("merged spans %v gaps %v, want one span over t0..t0+20s", spans, gaps)
 	}
-	// B's watermark of what it holds from A did not move; A's of B did.
 	if got := f.stA.Received("b")["cam1"]; got.Before(t0.Add(19 * time.Second)) {
 		t.Errorf("A's watermark from B %v", got)
+	}
+	send.stop()
+	recv.stop()
+
+	// Switchover back: A primary again (epoch 11), B standby. B gets A's
+	// own part of the window both recorded (t0+10s..t0+14s), which it
+	// never had, and nothing it holds already.
+	recv = startReceiver(t, ReceiverOptions{Store: f.b, NodeID: "b", TLS: f.keys.b.ServerConfig(), State: f.stB})
+	send = startSender(t, SenderOptions{Store: f.a, NodeID: "a", TLS: f.keys.a.ClientConfig(), Addr: recv.Addr, Epoch: epochFn(11), State: f.stA})
+	waitFor(t, 10*time.Second, func() error {
+		got := frames(t, f.b, "cam1", true)
+		sortFrames(got)
+		return holdsAll(got, f.both)
+	})
+	var aWindow []frameID
+	for _, fr := range f.aOwn {
+		if fr.t >= t0.Add(10*time.Second).UnixNano() {
+			aWindow = append(aWindow, fr)
+		}
+	}
+	bf = frames(t, f.b, ringstore.BackfillName("cam1", "a"), false)
+	sortFrames(bf)
+	if err := holdsAll(bf, aWindow); err != nil {
+		t.Errorf("B's backfill stream from A: %v", err)
 	}
 	send.stop()
 	recv.stop()
@@ -137,17 +162,14 @@ func TestFailbackByContent(t *testing.T) {
 
 func TestBackfillInterruptedAndResumed(t *testing.T) {
 	f := setupFailback(t)
-	// Small batches, and the standby stopped (its store closed and
-	// reopened) as soon as the first acks arrived: the sender restarts
-	// by content and re-sends what was written but not acknowledged.
-	recv := startReceiver(t, ReceiverOptions{Store: f.a, NodeID: "a", TLS: f.keys.a.ServerConfig(), State: f.stA})
+	// Small batches; the standby takes three, then refuses everything
+	// (its fence says so), and is stopped, its store closed and reopened:
+	// the sender restarts by content and re-sends what was written but
+	// not acknowledged.
+	cut := &cutFence{after: 3}
+	recv := startReceiver(t, ReceiverOptions{Store: f.a, NodeID: "a", TLS: f.keys.a.ServerConfig(), State: f.stA, Fence: cut})
 	send := startSender(t, SenderOptions{Store: f.b, NodeID: "b", TLS: f.keys.b.ClientConfig(), Addr: recv.Addr, Epoch: epochFn(9), State: f.stB, BatchBytes: 8 << 10, Window: 16 << 10})
-	waitFor(t, 10*time.Second, func() error {
-		if send.s.Status().Batches < 3 {
-			return fmt.Errorf("batches %d", send.s.Status().Batches)
-		}
-		return nil
-	})
+	waitFor(t, 10*time.Second, func() error { return contains(recv.log.String(), "interrupted by the test") })
 	send.stop()
 	recv.stop()
 	acked := f.stA.Received("b")["cam1"]
@@ -174,4 +196,23 @@ func TestBackfillInterruptedAndResumed(t *testing.T) {
 	})
 	send.stop()
 	recv.stop()
+}
+
+// cutFence accepts the first batches, then refuses everything.
+type cutFence struct {
+	mu      sync.Mutex
+	after   int
+	batches int
+}
+
+func (c *cutFence) CheckEpoch(what string, _ uint64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if what == "mirror batch" {
+		c.batches++
+	}
+	if c.batches > c.after {
+		return errors.New("interrupted by the test")
+	}
+	return nil
 }

@@ -291,6 +291,11 @@ func (s *session) run(ctx context.Context, remote string) error {
 	}()
 	stop := context.AfterFunc(sctx, func() { s.conn.SetDeadline(time.Now()) })
 	defer stop()
+	// Footage of this node's own newer than anything from the peer: if the
+	// peer recorded the same window, this part is what it lacks.
+	if err := r.opts.State.noteOwn(h.NodeID, r.opts.Store.Newest()); err != nil {
+		return refuse(CodeInternal, "%w", err)
+	}
 	if err := s.send(v, msgHelloReply, s.reply().encode()); err != nil {
 		return fmt.Errorf("send hello reply: %w", err)
 	}

@@ -260,7 +260,7 @@ func (s *Sender) session(ctx context.Context) error {
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { c.tc.SetDeadline(time.Now()) })
 	defer stop()
-	start, after, err := s.resume(c.reply)
+	start, filter, err := s.resume(c.reply)
 	if err != nil {
 		return err
 	}
@@ -268,14 +268,14 @@ func (s *Sender) session(ctx context.Context) error {
 	s.st.Connected, s.st.Peer, s.st.Version, s.st.Epoch = true, c.reply.NodeID, c.version, s.opts.Epoch()
 	s.st.Addr = c.tc.RemoteAddr().String()
 	s.mu.Unlock()
-	s.log.Info("mirror: shipping to standby", "peer", c.reply.NodeID, "version", c.version, "from", start, "by_content", len(after) > 0)
+	s.log.Info("mirror: shipping to standby", "peer", c.reply.NodeID, "version", c.version, "from", start, "by_content", filter != nil)
 	w := newWindow(s.opts.Window)
 	ackErr := make(chan error, 1)
 	go func() {
 		ackErr <- s.readAcks(c, w)
 		cancel()
 	}()
-	err = s.ship(ctx, c, w, start, after)
+	err = s.ship(ctx, c, w, start, filter)
 	cancel()
 	if aerr := <-ackErr; aerr != nil && (err == nil || errors.Is(err, context.Canceled)) {
 		err = aerr
@@ -287,29 +287,39 @@ func (s *Sender) session(ctx context.Context) error {
 }
 
 // resume decides where to start: the position this receiver store
-// acknowledged in this process, or by content (per stream, after the
-// newest frame the receiver got from this node or this node got from it).
-func (s *Sender) resume(rep helloReply) (ringstore.Position, map[string]time.Time, error) {
+// acknowledged under this epoch in this process, or by content (see
+// contentFilter).
+func (s *Sender) resume(rep helloReply) (ringstore.Position, contentFilter, error) {
 	s.mu.Lock()
 	pos, ok := s.acked[ackKey(rep.VolumeID, s.opts.Epoch())]
 	s.mu.Unlock()
 	if ok {
 		return pos, nil, nil
 	}
-	after := map[string]time.Time{}
+	filter := contentFilter{}
 	for _, m := range rep.Streams {
-		after[m.Name] = m.FromYou
+		filter[m.Name] = streamFilter{lo: m.FromYou, hi: m.FromYou}
 	}
 	for name, t := range s.opts.State.Received(rep.NodeID) {
-		if t.After(after[name]) {
-			after[name] = t
+		if f := filter[name]; t.After(f.hi) {
+			f.hi = t
+			filter[name] = f
+		}
+	}
+	for name, w := range s.opts.State.Own(rep.NodeID) {
+		if f := filter[name]; w[1].After(f.lo) {
+			if w[0].After(f.lo) {
+				f.lo = w[0]
+			}
+			f.mid = w[1]
+			filter[name] = f
 		}
 	}
 	var start ringstore.Position
 	first := true
 	for name := range s.opts.Store.Newest() {
 		p := ringstore.Position{}
-		if t := after[name]; !t.IsZero() {
+		if t := filter[name].lo; !t.IsZero() {
 			var err error
 			if p, err = s.opts.Store.ResumeBefore(name, t); err != nil {
 				return ringstore.Position{}, nil, err
@@ -319,7 +329,26 @@ func (s *Sender) resume(rep helloReply) (ringstore.Position, map[string]time.Tim
 			start, first = p, false
 		}
 	}
-	return start, after, nil
+	return start, filter, nil
+}
+
+// contentFilter says, per stream, which frames the receiver lacks when
+// resuming by content: those after hi (the newer of what it got from this
+// node and what this node got from it: older footage came from the peer),
+// and those in (lo, mid]: this node's own footage of a window the peer
+// may have recorded too (State.Own), which the peer never got (lo: the
+// newest it got from this node, or the start of the window).
+type contentFilter map[string]streamFilter
+
+type streamFilter struct{ lo, mid, hi time.Time }
+
+// wants reports whether a frame at t is to be shipped, and whether it is
+// one of the window (lo, mid].
+func (f streamFilter) wants(t time.Time) (ship, window bool) {
+	if t.After(f.lo) && !t.After(f.mid) {
+		return true, true
+	}
+	return t.After(f.hi), false
 }
 
 func ackKey(volume string, epoch uint64) string { return fmt.Sprintf("%s@%d", volume, epoch) }
@@ -365,7 +394,7 @@ var errPathChanged = errors.New("mirror: path to the standby changed")
 const readAhead = 8
 
 // ship reads committed records after start and sends them in batches.
-func (s *Sender) ship(ctx context.Context, c *conn, w *window, start ringstore.Position, after map[string]time.Time) error {
+func (s *Sender) ship(ctx context.Context, c *conn, w *window, start ringstore.Position, filter contentFilter) error {
 	pos := start
 	var seq uint64
 	var evicted time.Time
@@ -398,7 +427,7 @@ func (s *Sender) ship(ctx context.Context, c *conn, w *window, start ringstore.P
 			// at the oldest record and let the standby mark the gap.
 			// (By content the receiver's gap detection shows the hole:
 			// the resume point is only an estimate.)
-			if len(after) == 0 {
+			if filter == nil {
 				s.mu.Lock()
 				evicted = s.st.AckedNewest
 				s.mu.Unlock()
@@ -416,7 +445,7 @@ func (s *Sender) ship(ctx context.Context, c *conn, w *window, start ringstore.P
 		var b batch
 		size := 0
 		for i, r := range recs {
-			if br, ok := shipped(r, after); ok {
+			if br, ok := shipped(r, filter); ok {
 				b.Records = append(b.Records, br)
 				size += len(br.Raw)
 			}
@@ -468,7 +497,7 @@ func (s *Sender) caughtUp(w *window) {
 }
 
 // shipped says whether a record goes to the standby, and how.
-func shipped(r ringstore.Record, after map[string]time.Time) (batchRecord, bool) {
+func shipped(r ringstore.Record, filter contentFilter) (batchRecord, bool) {
 	if r.Kind != ringstore.KindFrames || len(r.Frames) == 0 {
 		return batchRecord{}, false
 	}
@@ -476,18 +505,24 @@ func shipped(r ringstore.Record, after map[string]time.Time) (batchRecord, bool)
 		return batchRecord{}, false // another node's footage kept here
 	}
 	br := batchRecord{Pos: r.Pos, Raw: r.Raw}
-	if t := after[r.Stream]; !t.IsZero() {
-		newer := false
-		for _, f := range r.Frames {
-			if f.Time.After(t) {
-				newer = true
-				break
-			}
-		}
-		if !newer {
-			return batchRecord{}, false
-		}
-		br.After = t
+	f, ok := filter[r.Stream]
+	if !ok {
+		return br, true
+	}
+	any, window := false, false
+	for _, fr := range r.Frames {
+		ship, w := f.wants(fr.Time)
+		any = any || ship
+		window = window || w
+	}
+	if !any {
+		return batchRecord{}, false
+	}
+	// The record goes whole (its CRC must stay intact); the receiver
+	// applies the frames after After.
+	br.After = f.hi
+	if window {
+		br.After = f.lo
 	}
 	return br, true
 }

@@ -29,6 +29,12 @@ type stateData struct {
 	Epoch uint64 `json:"epoch"`
 	// Received maps source node -> stream -> newest frame time (unix ns).
 	Received map[string]map[string]int64 `json:"received"`
+	// Own maps peer node -> stream -> [from, until] (unix ns): footage this
+	// node held of its own when the peer shipped to it, newer than what it
+	// had received from the peer (from) up to its newest frame (until). If
+	// the peer recorded the same window, this node ships its own part back
+	// when it is primary again.
+	Own map[string]map[string][2]int64 `json:"own,omitempty"`
 }
 
 // OpenState loads the state kept in the file at path ("" keeps it in
@@ -63,6 +69,48 @@ func (st *State) Received(source string) map[string]time.Time {
 		out[s] = time.Unix(0, t)
 	}
 	return out
+}
+
+// Own returns, per stream, the window of this node's own footage the peer
+// may lack: (from, until].
+func (st *State) Own(peer string) map[string][2]time.Time {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	out := map[string][2]time.Time{}
+	for s, w := range st.data.Own[peer] {
+		out[s] = [2]time.Time{time.Unix(0, w[0]), time.Unix(0, w[1])}
+	}
+	return out
+}
+
+// noteOwn records, when peer starts shipping, each stream whose newest
+// frame is newer than anything received from peer (see stateData.Own).
+func (st *State) noteOwn(peer string, newest map[string]time.Time) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	changed := false
+	for s, t := range newest {
+		ns, got := t.UnixNano(), st.data.Received[peer][s]
+		w, ok := st.data.Own[peer][s]
+		if ns <= got || ok && ns <= w[1] {
+			continue
+		}
+		if !ok {
+			w[0] = got
+		}
+		w[1] = ns
+		if st.data.Own == nil {
+			st.data.Own = map[string]map[string][2]int64{}
+		}
+		if st.data.Own[peer] == nil {
+			st.data.Own[peer] = map[string][2]int64{}
+		}
+		st.data.Own[peer][s], changed = w, true
+	}
+	if !changed || st.path == "" {
+		return nil
+	}
+	return st.saveLocked()
 }
 
 // Epoch returns the highest epoch accepted.
