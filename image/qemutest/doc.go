@@ -6,8 +6,8 @@
 // Each guest gets a persistent config disk (/perm) and a recording disk
 // (/data), both ext4 made on the host with mkfs.ext4, and an initramfs
 // overlay that adds image/appliance as /bin/uinit and the ext4 modules. The
-// guest reaches the host's camera simulator through a -netdev user guestfwd
-// (10.0.2.100:8554) and the host reaches the guest's API through a hostfwd.
+// guest reaches the host's camera simulator (on 127.0.0.1) at slirp's host
+// address 10.0.2.2, and the host reaches the guest's API through a hostfwd.
 // Every boot logs its time to the login prompt and to the first recorded
 // frame.
 //

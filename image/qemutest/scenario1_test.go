@@ -3,6 +3,7 @@ package qemutest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -32,11 +33,11 @@ func TestConsoleRecordExport(t *testing.T) {
 	camsim(t, e, camPort, "cam1=h264")
 	perm, data := newDisks(t)
 	v := startVM(t, ctx, vmOptions{name: "s1-console", kernel: e.kernel, initrd: e.initrd,
-		disks: []string{perm, data}, apiPort: apiPort, camPort: camPort})
+		disks: []string{perm, data}, apiPort: apiPort})
 	var bt bootTimes
 	_, bt.userSpace = v.expect(userSpaceRe, 3*time.Minute)
 	bt.login = firstLogin(v)
-	out := v.run("cameras add cam1 rtsp://10.0.2.100:8554/cam1", 2*time.Minute, false)
+	out := v.run(fmt.Sprintf("cameras add cam1 rtsp://10.0.2.2:%d/cam1", camPort), 2*time.Minute, false)
 	t.Logf("cameras add:\n%s", out)
 	added := time.Now()
 	api := newAPI(apiPort, v.createToken("qemutest"))

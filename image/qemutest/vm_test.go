@@ -26,8 +26,8 @@ type vmOptions struct {
 	cmdline  []string // extra kernel command line words
 	disks    []string // raw disk images, in order (vda, vdb, ...)
 	apiPort  int      // host port forwarded to the guest's 443
-	camPort  int      // host port of the camera simulator (guestfwd 10.0.2.100:8554)
-	watchdog bool     // add an i6300esb
+	watchdog bool     // add an i6300esb that resets the guest
+	reboot   bool     // a guest reset reboots in the same QEMU (default: QEMU exits)
 	memMiB   int      // default 384
 }
 
@@ -75,12 +75,13 @@ func startVM(t *testing.T, ctx context.Context, o vmOptions) *vm {
 	os.Remove(v.nvrdLog)
 	cmdline := append([]string{"console=ttyS0", "panic=-1", "nvr.log=/dev/ttyS1",
 		"nvr.net=eth0,10.0.2.15/24,10.0.2.2"}, o.cmdline...)
-	netdev := fmt.Sprintf("user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:%d-:443", o.apiPort)
-	if o.camPort != 0 {
-		netdev += fmt.Sprintf(",guestfwd=tcp:10.0.2.100:8554-tcp:127.0.0.1:%d", o.camPort)
-	}
+	// The guest reaches the host's camera simulator at 10.0.2.2 (slirp's
+	// host address, which is the host's 127.0.0.1), so restrict=off. A
+	// guestfwd would keep restrict=on, but QEMU serves each guestfwd rule
+	// through one chardev connection, which a guest reset leaves stuck.
+	netdev := fmt.Sprintf("user,id=n0,restrict=off,hostfwd=tcp:127.0.0.1:%d-:443", o.apiPort)
 	args := []string{
-		"-nodefaults", "-display", "none", "-no-reboot", "-S", "-m", fmt.Sprint(o.memMiB),
+		"-nodefaults", "-display", "none", "-S", "-m", fmt.Sprint(o.memMiB),
 		"-accel", "tcg", "-cpu", "max", "-rtc", "base=utc",
 		"-qmp", "unix:" + qmpSock + ",server=on,wait=off",
 		"-chardev", "socket,id=ser0,path=" + sock + ",server=on,wait=on",
@@ -89,6 +90,9 @@ func startVM(t *testing.T, ctx context.Context, o vmOptions) *vm {
 		"-serial", "chardev:ser1",
 		"-netdev", netdev, "-device", "virtio-net-pci,netdev=n0",
 		"-kernel", o.kernel, "-initrd", o.initrd, "-append", strings.Join(cmdline, " "),
+	}
+	if !o.reboot {
+		args = append(args, "-no-reboot")
 	}
 	for i, d := range o.disks {
 		args = append(args, "-drive", fmt.Sprintf("file=%s,format=raw,if=none,id=d%d,cache=writeback", d, i),
