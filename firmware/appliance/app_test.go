@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -83,50 +81,19 @@ func (c client) getJSON(path string, v any) {
 func TestApplianceRecordsAndServesTheAPI(t *testing.T) {
 	ffprobe := needTool(t, "ffprobe")
 	dir := t.TempDir()
-	data := filepath.Join(dir, "store")
-	if _, err := ringstore.Format(context.Background(), data, ringstore.FormatOptions{Size: 64 << 20}); err != nil {
-		t.Fatal(err)
-	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sim, err := camsim.New(camsim.Options{Address: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.AddPath("cam1", camsim.PathConfig{Video: camsim.H264, Audio: camsim.AAC}); err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.AddPath("cam2", camsim.PathConfig{Video: camsim.H265}); err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer sim.Close()
-
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Options{
-			DataDir: data, APIAddr: "127.0.0.1:0", APITokens: map[string]string{"test-token": "test"},
-			Cameras: []recorder.Camera{
-				{Name: "cam1", URL: "rtsp://" + sim.Addr() + "/cam1"},
-				{Name: "cam2", URL: "rtsp://" + sim.Addr() + "/cam2"},
-			},
-			Version: "test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Ready: func(a net.Addr) { ready <- a },
-		})
-	}()
-	var c client
-	select {
-	case a := <-ready:
-		c = client{t: t, base: "http://" + a.String(), token: "test-token"}
-	case err := <-done:
-		t.Fatalf("Run ended before ready: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("appliance not ready after 20s")
-	}
+	data := formatStore(t, 64<<20)
+	sim := startSim(t, camsim.Options{}, map[string]camsim.PathConfig{
+		"cam1": {Video: camsim.H264, Audio: camsim.AAC},
+		"cam2": {Video: camsim.H265},
+	})
+	addr, stop := startApp(t, Options{
+		DataDir: data, APITokens: map[string]string{"test-token": "test"}, Version: "test",
+		Cameras: []recorder.Camera{
+			{Name: "cam1", URL: "rtsp://" + sim.Addr() + "/cam1"},
+			{Name: "cam2", URL: "rtsp://" + sim.Addr() + "/cam2"},
+		},
+	})
+	c := client{t: t, base: "http://" + addr, token: "test-token"}
 
 	// Both cameras recording, through the API.
 	deadline := time.Now().Add(20 * time.Second)
@@ -196,15 +163,7 @@ func TestApplianceRecordsAndServesTheAPI(t *testing.T) {
 		t.Errorf("range export: %d, %d bytes, equal=%v", code, len(part), bytes.Equal(part, clipBytes[1000:5000]))
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("Run did not return after cancel")
-	}
+	stop()
 
 	// Reopen: the footage is there, and the store is consistent.
 	s, err := ringstore.Open(context.Background(), data, ringstore.Options{})

@@ -2,11 +2,8 @@ package appliance
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
-	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,7 +14,6 @@ import (
 
 	"github.com/nvrfw/nvr/firmware/api"
 	"github.com/nvrfw/nvr/recorder/camsim"
-	"github.com/nvrfw/nvr/ringstore"
 )
 
 // term drives the appliance console through a pseudo-terminal, as a person
@@ -81,36 +77,15 @@ func runAppliance(t *testing.T, opts Options) (*term, string, func()) {
 			}
 		}
 	}()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	opts.Console, opts.APIAddr = tty, "127.0.0.1:0"
-	opts.Ready = func(a net.Addr) { ready <- a }
-	go func() { done <- Run(ctx, opts) }()
-	var addr string
-	select {
-	case a := <-ready:
-		addr = a.String()
-	case err := <-done:
-		t.Fatalf("Run ended early: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("appliance not ready")
-	}
+	opts.Console = tty
+	addr, stopApp := startApp(t, opts)
 	stopped := false
 	stop := func() {
 		if stopped {
 			return
 		}
 		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatal("Run did not return after cancel")
-		}
+		stopApp()
 		tty.Close()
 		ptmx.Close()
 		<-readDone
@@ -126,27 +101,9 @@ func runAppliance(t *testing.T, opts Options) (*term, string, func()) {
 // VMS then uses; after a restart the configuration is still there and the
 // camera records again without anyone touching it.
 func TestConsoleConfiguresARecordingCamera(t *testing.T) {
-	dir := t.TempDir()
-	data := filepath.Join(dir, "store")
-	if _, err := ringstore.Format(context.Background(), data, ringstore.FormatOptions{Size: 32 << 20}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancelSim := context.WithCancel(context.Background())
-	defer cancelSim()
-	sim, err := camsim.New(camsim.Options{Address: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.AddPath("lobby", camsim.PathConfig{Video: camsim.H264, User: "view", Pass: "cam-secret-1"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer sim.Close()
-
-	opts := Options{DataDir: data, ConfigPath: filepath.Join(dir, "config.db"), Version: "test",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	data := formatStore(t, 32<<20)
+	sim := startSim(t, camsim.Options{}, map[string]camsim.PathConfig{"lobby": {Video: camsim.H264, User: "view", Pass: "cam-secret-1"}})
+	opts := Options{DataDir: data, ConfigPath: filepath.Join(t.TempDir(), "config.db"), Version: "test"}
 	tm, apiAddr, stop := runAppliance(t, opts)
 
 	tm.expect(`created user "admin" with password `, 20*time.Second)

@@ -5,12 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"math"
-	"net"
 	"net/http"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -60,61 +56,15 @@ func startRig(t *testing.T, opts Options) *rig {
 // opts names its own cameras) without waiting for it to record.
 func startRigNoWait(t *testing.T, opts Options) *rig {
 	t.Helper()
-	dir := t.TempDir()
-	data := filepath.Join(dir, "store")
-	if _, err := ringstore.Format(context.Background(), data, ringstore.FormatOptions{Size: 32 << 20}); err != nil {
-		t.Fatal(err)
-	}
-	simCtx, stopSim := context.WithCancel(context.Background())
-	sim, err := camsim.New(camsim.Options{Address: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.AddPath("cam1", camsim.PathConfig{Video: camsim.H264}); err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(simCtx); err != nil {
-		t.Fatal(err)
-	}
-	opts.DataDir, opts.APIAddr = data, "127.0.0.1:0"
+	data := formatStore(t, 32<<20)
+	sim := startSim(t, camsim.Options{}, map[string]camsim.PathConfig{"cam1": {Video: camsim.H264}})
+	opts.DataDir = data
 	opts.APITokens = map[string]string{"tok": "test"}
 	if opts.Cameras == nil {
 		opts.Cameras = []recorder.Camera{{Name: "cam1", URL: "rtsp://" + sim.Addr() + "/cam1"}}
 	}
-	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	opts.Ready = func(a net.Addr) { ready <- a }
-	go func() { done <- Run(ctx, opts) }()
-	r := &rig{t: t, sim: sim, data: data}
-	select {
-	case a := <-ready:
-		r.api = client{t: t, base: "http://" + a.String(), token: "tok"}
-	case err := <-done:
-		t.Fatalf("Run ended early: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("not ready")
-	}
-	stopped := false
-	r.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("Run did not return")
-		}
-		sim.Close()
-		stopSim()
-	}
-	t.Cleanup(r.stop)
+	addr, stop := startApp(t, opts)
+	r := &rig{t: t, sim: sim, data: data, stop: stop, api: client{t: t, base: "http://" + addr, token: "tok"}}
 	return r
 }
 

@@ -4,11 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -40,49 +37,19 @@ func loadDuration(t *testing.T) time.Duration {
 func TestAPILoadWhileRecording(t *testing.T) {
 	const cameras, pollers, exporters = 20, 200, 10
 	dur := loadDuration(t)
-	dir := t.TempDir()
-	data := filepath.Join(dir, "store")
-	if _, err := ringstore.Format(context.Background(), data, ringstore.FormatOptions{Size: 512 << 20}); err != nil {
-		t.Fatal(err)
-	}
-	simCtx, stopSim := context.WithCancel(context.Background())
-	defer stopSim()
-	sim, err := camsim.New(camsim.Options{Address: "127.0.0.1:0", FrameHistory: int(dur/(40*time.Millisecond)) + 2000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cams []recorder.Camera
+	data := formatStore(t, 512<<20)
+	paths := map[string]camsim.PathConfig{}
 	for i := 0; i < cameras; i++ {
-		name := fmt.Sprintf("cam%02d", i)
-		if err := sim.AddPath(name, camsim.PathConfig{Video: camsim.H264, Bitrate: 2_000_000}); err != nil {
-			t.Fatal(err)
-		}
+		paths[fmt.Sprintf("cam%02d", i)] = camsim.PathConfig{Video: camsim.H264, Bitrate: 2_000_000}
 	}
-	if err := sim.Start(simCtx); err != nil {
-		t.Fatal(err)
-	}
+	sim := startSim(t, camsim.Options{FrameHistory: int(dur/(40*time.Millisecond)) + 2000}, paths)
+	var cams []recorder.Camera
 	for i := 0; i < cameras; i++ {
 		name := fmt.Sprintf("cam%02d", i)
 		cams = append(cams, recorder.Camera{Name: name, URL: "rtsp://" + sim.Addr() + "/" + name})
 	}
-	defer sim.Close()
-
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Options{DataDir: data, Cameras: cams, APIAddr: "127.0.0.1:0", APITokens: map[string]string{"tok": "load"},
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Ready: func(a net.Addr) { ready <- a }})
-	}()
-	var base string
-	select {
-	case a := <-ready:
-		base = "http://" + a.String()
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("not ready")
-	}
+	addr, stop := startApp(t, Options{DataDir: data, Cameras: cams, APITokens: map[string]string{"tok": "load"}})
+	base := "http://" + addr
 	c := client{t: t, base: base, token: "tok"}
 	waitUntil(t, "all cameras recording", 60*time.Second, func() bool {
 		var st struct {
@@ -167,10 +134,7 @@ func TestAPILoadWhileRecording(t *testing.T) {
 	wg.Wait()
 	end := time.Now()
 	time.Sleep(2 * time.Second)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	stop()
 
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	pct := func(p float64) time.Duration {
