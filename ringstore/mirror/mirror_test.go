@@ -23,7 +23,10 @@ func startPair(t *testing.T, size, slot int64, rOpts ReceiverOptions, sOpts Send
 	t.Helper()
 	p := &rigPair{keys: newPair(t)}
 	p.a, _ = openStore(t, size, slot)
-	p.b, _ = openStore(t, size, slot)
+	// The standby's store is larger: it re-batches what it receives (more
+	// padding when acks come often), and must not evict what the
+	// primary still holds.
+	p.b, _ = openStore(t, 2*size, slot)
 	p.bState, _ = OpenState("")
 	rOpts.Store, rOpts.NodeID, rOpts.TLS, rOpts.State = p.b, "b", p.keys.b.ServerConfig(), p.bState
 	p.recv = startReceiver(t, rOpts)
