@@ -253,9 +253,7 @@ func measure(ctx context.Context, cfg config, t tools, which, dir, simAddr, ctl 
 			return r, err
 		}
 		children = append(children, c)
-		count = func() (uint64, error) {
-			return countStore(ctx, data, names, time.Unix(0, 0), time.Now().Add(time.Hour))
-		}
+		count = func() (uint64, error) { return countStore(ctx, data, names, time.Time{}, time.Time{}) }
 		countWindow = func(from, to time.Time) (uint64, error) { return countStore(ctx, data, names, from, to) }
 	default:
 		return r, fmt.Errorf("unknown recorder %q", which)
@@ -381,20 +379,37 @@ func countSegments(ctx context.Context, ffprobe, dir, ext string) (uint64, error
 	return total, nil
 }
 
-// countStore counts the video frames of every camera's stream in the store.
+// countStore counts the video frames of every camera's stream in the store
+// with a time in [from, to); zero times mean all the stream holds.
 func countStore(ctx context.Context, data string, names []string, from, to time.Time) (uint64, error) {
 	st, err := ringstore.Open(ctx, data, ringstore.Options{})
 	if err != nil {
 		return 0, err
 	}
 	defer st.Close()
+	infos, err := st.Streams()
+	if err != nil {
+		return 0, err
+	}
+	held := map[string]ringstore.StreamInfo{}
+	for _, in := range infos {
+		held[in.Name] = in
+	}
 	var total uint64
 	for _, name := range names {
+		in, ok := held[name]
+		if !ok || in.First.IsZero() {
+			continue
+		}
+		from, to := from, to
+		if from.IsZero() {
+			from, to = in.First, in.Last.Add(time.Second)
+		}
 		r, err := st.Frames(name, from, to)
 		if err != nil {
 			return 0, err
 		}
-		for {
+		for ctx.Err() == nil {
 			f, err := r.Next()
 			if err == io.EOF {
 				break
@@ -409,7 +424,7 @@ func countStore(ctx context.Context, data string, names []string, from, to time.
 		}
 		r.Close()
 	}
-	return total, nil
+	return total, ctx.Err()
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
