@@ -128,9 +128,11 @@ type frameKey struct {
 // runSource reads one stream's frames a run at a time.
 type runSource struct {
 	r      *FrameReader
-	tracks []Track // the table in force for this source
+	tracks []Track // the table in force after the last frame read
 	peek   *ReadFrame
+	peekT  []Track // the table in force at peek
 	run    []ReadFrame
+	runT   []Track // the table in force for run
 	eof    bool
 }
 
@@ -139,8 +141,9 @@ func (src *runSource) next() error {
 	src.run = src.run[:0]
 	for {
 		var f ReadFrame
+		var ts []Track
 		if src.peek != nil {
-			f, src.peek = *src.peek, nil
+			f, ts, src.peek = *src.peek, src.peekT, nil
 		} else {
 			if src.eof {
 				return nil
@@ -157,9 +160,18 @@ func (src *runSource) next() error {
 			if f.Tracks != nil {
 				src.tracks = f.Tracks
 			}
+			ts = src.tracks
 		}
-		if len(src.run) > 0 && startsRun(f, src.tracks) {
-			src.peek = &f
+		if len(src.run) > 0 && startsRun(f, ts) {
+			src.peek, src.peekT = &f, ts
+			return nil
+		}
+		if len(src.run) == 0 {
+			src.runT = ts
+		} else if !sameTracks(ts, src.runT) {
+			// A table change inside a run (parameters changed without
+			// a keyframe): end the run here so the change is reported.
+			src.peek, src.peekT = &f, ts
 			return nil
 		}
 		src.run = append(src.run, f)
@@ -215,9 +227,9 @@ func (m *MergedReader) take(src *runSource) {
 		}
 		m.seen[k] = true
 		f.Tracks = nil
-		if first && !sameTracks(src.tracks, m.tracks) {
-			m.tracks = src.tracks
-			f.Tracks = cloneTracks(src.tracks)
+		if first && !sameTracks(src.runT, m.tracks) {
+			m.tracks = src.runT
+			f.Tracks = cloneTracks(src.runT)
 		}
 		if f.Gap != nil && !m.lastTime.IsZero() {
 			if !f.Gap.End.After(m.lastTime) {

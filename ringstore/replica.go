@@ -106,11 +106,14 @@ type Replica struct {
 	// order, so an older or equal frame is one it sent again (after a
 	// reconnect) and is dropped.
 	sent map[string]map[uint8]int64
+	// tracks is the source's track table in force per (stream, source):
+	// a record without a table continues the last one the source sent.
+	tracks map[string][]Track
 }
 
 // NewReplica returns the replica writer of s.
 func NewReplica(s *Store) *Replica {
-	return &Replica{s: s, last: map[string]map[uint8]int64{}, floor: map[string]int64{}, cleared: map[string]bool{}, sent: map[string]map[uint8]int64{}}
+	return &Replica{s: s, last: map[string]map[uint8]int64{}, floor: map[string]int64{}, cleared: map[string]bool{}, sent: map[string]map[uint8]int64{}, tracks: map[string][]Track{}}
 }
 
 // Apply appends rec's frames (KindFrames; other kinds are ignored). It does
@@ -140,6 +143,10 @@ func (r *Replica) Apply(rec Record, opts ApplyOptions) (ApplyResult, error) {
 	if !opts.After.IsZero() {
 		after = opts.After.UnixNano()
 	}
+	if rec.Tracks != nil {
+		r.tracks[bfName] = cloneTracks(rec.Tracks)
+	}
+	tracks := r.tracks[bfName]
 	marked := map[string]bool{}
 	for _, f := range rec.Frames {
 		t := f.Time.UnixNano()
@@ -164,7 +171,7 @@ func (r *Replica) Apply(rec Record, opts ApplyOptions) (ApplyResult, error) {
 		}
 		if !marked[dest] {
 			marked[dest] = true
-			r.prepare(w, rec, opts.Gap)
+			r.prepare(w, tracks, rec.Gap, opts.Gap)
 		}
 		seq, err := r.append(w, f)
 		if err != nil {
@@ -209,8 +216,9 @@ func (s *Store) kickCommit() {
 	}
 }
 
-// prepare sets the destination's tracks and gap before rec's first frame.
-func (r *Replica) prepare(w *StreamWriter, rec Record, gap *Gap) {
+// prepare sets the destination's tracks (the source's in force) and gap
+// before the first frame of a record applied to it.
+func (r *Replica) prepare(w *StreamWriter, tracks []Track, recGap, gap *Gap) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if !r.cleared[w.name] {
@@ -220,12 +228,12 @@ func (r *Replica) prepare(w *StreamWriter, rec Record, gap *Gap) {
 		r.cleared[w.name] = true
 		w.gap = nil
 	}
-	if rec.Tracks != nil && !sameTracks(rec.Tracks, w.tracks) {
-		w.setTracksLocked(rec.Tracks)
+	if tracks != nil && !sameTracks(tracks, w.tracks) {
+		w.setTracksLocked(tracks)
 	}
 	switch {
-	case rec.Gap != nil:
-		w.gap = &gapMark{cause: rec.Gap.Cause, at: rec.Gap.Start.UnixNano()}
+	case recGap != nil:
+		w.gap = &gapMark{cause: recGap.Cause, at: recGap.Start.UnixNano()}
 	case gap != nil:
 		w.gap = &gapMark{cause: gap.Cause, at: gap.Start.UnixNano()}
 	}

@@ -32,7 +32,7 @@ func replOpen(t *testing.T, dir string) *Store {
 }
 
 var replTracks = []Track{
-	{ID: 0, Codec: CodecH264, ClockRate: 90000, Config: [][]byte{{0x67}, {0x68}}},
+	{ID: 0, Codec: CodecH264, ClockRate: 90000, Config: [][]byte{{0x67, 0x42}, {0x68}}},
 	{ID: 1, Codec: CodecAAC, ClockRate: 48000, Channels: 1, Config: [][]byte{{0x11}}},
 }
 
@@ -40,11 +40,16 @@ var replTracks = []Track{
 // and 10 fps audio, payloads tagged with tag, and returns the frames.
 func recordSecs(t *testing.T, s *Store, stream string, tag byte, from time.Time, secs int) []Frame {
 	t.Helper()
+	return recordSecsTracks(t, s, stream, tag, from, secs, replTracks)
+}
+
+func recordSecsTracks(t *testing.T, s *Store, stream string, tag byte, from time.Time, secs int, tracks []Track) []Frame {
+	t.Helper()
 	w, err := s.Stream(stream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.SetTracks(replTracks); err != nil {
+	if err := w.SetTracks(tracks); err != nil {
 		t.Fatal(err)
 	}
 	var out []Frame
@@ -319,5 +324,85 @@ func TestBytesAfter(t *testing.T) {
 	last := s.BytesAfter(recs[len(recs)-1].Pos)
 	if !(total > mid && mid > last && last > 0) {
 		t.Errorf("bytes after: start %d, middle %d, last record %d; want decreasing", total, mid, last)
+	}
+}
+
+// FuzzDecodeShippedRecord feeds DecodeRecord (the mirror receiver's check
+// of bytes from the network) arbitrary bytes: it must refuse them with
+// ErrBadRecord or return a record whose frames lie inside them.
+func FuzzDecodeShippedRecord(f *testing.F) {
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		rec, err := DecodeRecord(raw)
+		if err != nil {
+			if !errors.Is(err, ErrBadRecord) {
+				t.Fatalf("error %v does not wrap ErrBadRecord", err)
+			}
+			return
+		}
+		n := 0
+		for _, fr := range rec.Frames {
+			n += len(fr.Data)
+		}
+		if n > len(raw) {
+			t.Fatalf("%d payload bytes from a %d-byte record", n, len(raw))
+		}
+	})
+}
+
+func TestMergedFramesTracks(t *testing.T) {
+	// Two recordings of a window with different parameter sets: the
+	// merged reader names the table in force whenever the next run comes
+	// from the other recording, and every run starts at a keyframe.
+	src, _ := replStore(t)
+	dst, _ := replStore(t)
+	other := cloneTracks(replTracks)
+	other[0].Config = [][]byte{{0x67, 0x64}, {0x68, 0xee}}
+	recordSecs(t, dst, "cam1", 'd', replT0, 4)
+	recordSecsTracks(t, src, "cam1", 's', replT0.Add(1500*time.Millisecond), 4, other)
+	rep := NewReplica(dst)
+	for _, r := range records(t, src) {
+		if _, err := rep.Apply(r, ApplyOptions{Source: "src"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := dst.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	m, err := dst.MergedFrames("cam1", replT0.Add(-time.Minute), replT0.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var cur []Track
+	changes := 0
+	for i := 0; ; i++ {
+		f, err := m.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 && f.Tracks == nil {
+			t.Fatal("first frame without the track table")
+		}
+		if f.Tracks != nil {
+			cur = f.Tracks
+			changes++
+			if !f.Key || f.Track != 0 {
+				t.Errorf("table change on a frame that does not start a run: %+v", f.Frame)
+			}
+		}
+		tag := f.Data[0]
+		want := byte(0x42)
+		if tag == 's' {
+			want = 0x64
+		}
+		if f.Track == 0 && cur[0].Config[0][1] != want {
+			t.Fatalf("frame of recording %c read under SPS %x", tag, cur[0].Config[0])
+		}
+	}
+	if changes < 3 {
+		t.Errorf("%d table changes, want the two recordings interleaved (>= 3)", changes)
 	}
 }
