@@ -108,6 +108,12 @@
 // Window bytes unacknowledged and one batch in memory; when the standby is
 // slow the mirror lags. The receiver appends through ringstore.Replica.
 //
+// # Sizing
+//
+// The standby re-batches what it receives (its own commits, its own
+// padding), so its volume should be at least as large as the primary's,
+// with some margin, or it evicts footage the primary still holds.
+//
 // # Concurrency
 //
 // Sender.Run and Receiver.Serve own every goroutine they start (per

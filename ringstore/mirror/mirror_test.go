@@ -225,7 +225,8 @@ func TestRefusals(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			b, _ := openStore(t, 16<<20, 1<<20)
-			ro := ReceiverOptions{Store: b, NodeID: "b", TLS: keys.b.ServerConfig()}
+			refused := make(chan uint8, 4)
+			ro := ReceiverOptions{Store: b, NodeID: "b", TLS: keys.b.ServerConfig(), OnRefusal: func(code uint8, _ error) { refused <- code }}
 			if tc.notStandby {
 				ro.Standby = func() bool { return false }
 			}
@@ -254,6 +255,14 @@ func TestRefusals(t *testing.T) {
 				}
 			}
 			waitFor(t, 2*time.Second, func() error { return contains(rig.log.String(), tc.log) })
+			select {
+			case code := <-refused:
+				if code != tc.code {
+					t.Errorf("OnRefusal code %d, want %d", code, tc.code)
+				}
+			case <-time.After(2 * time.Second):
+				t.Error("OnRefusal not called")
+			}
 			if err := contains(rig.log.String(), "refused sender"); err != nil {
 				t.Error(err)
 			}

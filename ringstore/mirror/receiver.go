@@ -53,6 +53,11 @@ type ReceiverOptions struct {
 	IdleTimeout time.Duration
 	// Logger receives refusals and connection events; nil discards them.
 	Logger *slog.Logger
+	// OnRefusal is called for every refused connection or message, with
+	// its code (CodeStaleEpoch, CodeStoreFormat, ...; 0 for a failed TLS
+	// handshake), so the appliance can raise an alarm. It must not block.
+	// nil ignores them.
+	OnRefusal func(code uint8, err error)
 }
 
 // Receiver is the standby's side: it accepts one sender at a time, checks
@@ -179,6 +184,9 @@ func (r *Receiver) handle(ctx context.Context, c net.Conn) {
 	if err != nil {
 		r.log.Warn("mirror: refused connection: TLS handshake failed (not a member of the pair?)", "remote", remote, "err", err)
 		r.count(func(st *Status) { st.Refused++; st.LastError = "TLS handshake: " + err.Error() })
+		if r.opts.OnRefusal != nil {
+			r.opts.OnRefusal(0, err)
+		}
 		return
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -193,6 +201,9 @@ func (r *Receiver) handle(ctx context.Context, c net.Conn) {
 		r.log.Warn("mirror: refused sender: nothing written from the refused message", "remote", remote, "peer", s.peer.NodeID, "err", err)
 		s.send(s.version, msgError, (&errorMsg{Code: rf.code, Text: rf.Error()}).encode())
 		r.count(func(st *Status) { st.Refused++; st.LastError = err.Error() })
+		if r.opts.OnRefusal != nil {
+			r.opts.OnRefusal(rf.code, err)
+		}
 	case err != nil && ctx.Err() == nil && !errors.Is(err, io.EOF):
 		r.log.Info("mirror: sender connection ended", "remote", remote, "peer", s.peer.NodeID, "err", err)
 		r.count(func(st *Status) { st.LastError = err.Error() })
