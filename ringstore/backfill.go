@@ -95,7 +95,7 @@ func causeOver(gaps []Gap, a, b time.Time) GapCause {
 // including when the next run comes from another recording.
 func (s *Store) MergedFrames(stream string, from, to time.Time) (*MergedReader, error) {
 	names := append([]string{stream}, s.backfillStreams(stream)...)
-	m := &MergedReader{seen: map[frameKey]bool{}}
+	m := &MergedReader{seen: map[mergeKey]bool{}}
 	for _, n := range names {
 		r, err := s.Frames(n, from, to)
 		if err != nil {
@@ -114,10 +114,10 @@ type MergedReader struct {
 	queue    []ReadFrame
 	tracks   []Track // the table last returned
 	lastTime time.Time
-	seen     map[frameKey]bool
+	seen     map[mergeKey]bool
 }
 
-type frameKey struct {
+type mergeKey struct {
 	track uint8
 	t     int64
 	key   bool
@@ -221,7 +221,7 @@ func (m *MergedReader) Next() (ReadFrame, error) {
 func (m *MergedReader) take(src *runSource) {
 	first := true
 	for _, f := range src.run {
-		k := frameKey{track: f.Track, t: f.Time.UnixNano(), key: f.Key, n: len(f.Data), crc: crc32.Checksum(f.Data, castagnoli)}
+		k := mergeKey{track: f.Track, t: f.Time.UnixNano(), key: f.Key, n: len(f.Data), crc: crc32.Checksum(f.Data, castagnoli)}
 		if m.seen[k] {
 			continue
 		}

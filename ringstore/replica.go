@@ -320,9 +320,9 @@ func (s *Store) ResumeBefore(stream string, t time.Time) (Position, error) {
 	return pos, nil
 }
 
-// Newest returns the newest frame time held per camera stream (backfill
+// NewestByStream returns the newest frame time held per camera stream (backfill
 // streams are not listed).
-func (s *Store) Newest() map[string]time.Time {
+func (s *Store) NewestByStream() map[string]time.Time {
 	s.metaMu.RLock()
 	defer s.metaMu.RUnlock()
 	out := map[string]time.Time{}

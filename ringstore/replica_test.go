@@ -87,16 +87,16 @@ func records(t *testing.T, s *Store) []Record {
 	return out
 }
 
-type frameKeyT struct {
+type replFrameKey struct {
 	track uint8
 	t     int64
 	data  string
 }
 
-func keysOf(fs []Frame) map[frameKeyT]int {
-	m := map[frameKeyT]int{}
+func keysOf(fs []Frame) map[replFrameKey]int {
+	m := map[replFrameKey]int{}
 	for _, f := range fs {
-		m[frameKeyT{f.Track, f.Time.UnixNano(), string(f.Data)}]++
+		m[replFrameKey{f.Track, f.Time.UnixNano(), string(f.Data)}]++
 	}
 	return m
 }

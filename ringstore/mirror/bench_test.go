@@ -52,7 +52,7 @@ func BenchmarkMirror(b *testing.B) {
 		if err := a.Flush(context.Background()); err != nil {
 			b.Fatal(err)
 		}
-		want := a.Newest()["cam1"]
+		want := a.NewestByStream()["cam1"]
 		start, ru0 := time.Now(), rusage(b)
 		b.StartTimer()
 		recv := startReceiver(b, ReceiverOptions{Store: s, NodeID: "b", TLS: keys.b.ServerConfig()})

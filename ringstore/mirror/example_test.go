@@ -61,7 +61,7 @@ func Example() {
 	}
 	st := send.Status()
 	fmt.Println("lag:", st.LagBytes, "bytes", st.LagSeconds, "s")
-	fmt.Println("standby holds until:", standby.Newest()["cam1"].Sub(t0))
+	fmt.Println("standby holds until:", standby.NewestByStream()["cam1"].Sub(t0))
 	stop()
 	<-done
 	<-done

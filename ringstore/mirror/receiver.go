@@ -304,7 +304,7 @@ func (s *session) run(ctx context.Context, remote string) error {
 	defer stop()
 	// Footage of this node's own newer than anything from the peer: if the
 	// peer recorded the same window, this part is what it lacks.
-	if err := r.opts.State.noteOwn(h.NodeID, r.opts.Store.Newest()); err != nil {
+	if err := r.opts.State.noteOwn(h.NodeID, r.opts.Store.NewestByStream()); err != nil {
 		return refuse(CodeInternal, "%w", err)
 	}
 	if err := s.send(v, msgHelloReply, s.reply().encode()); err != nil {
@@ -332,7 +332,7 @@ func (s *session) run(ctx context.Context, remote string) error {
 func (s *session) reply() *helloReply {
 	r := s.r
 	m := &helloReply{Version: s.version, StoreFormat: ringstore.FormatVersion, Epoch: s.peer.Epoch, NodeID: r.opts.NodeID, RestartID: r.restart, VolumeID: r.opts.Store.Volume().ID}
-	newest := r.opts.Store.Newest()
+	newest := r.opts.Store.NewestByStream()
 	from := r.opts.State.Received(s.peer.NodeID)
 	names := map[string]bool{}
 	for n := range newest {
@@ -434,7 +434,7 @@ func (s *session) check(b batch) ([]ringstore.Record, error) {
 // apply appends a checked batch's records into the store.
 func (s *session) apply(b batch, recs []ringstore.Record, pa *pendingAck) error {
 	if !b.Evicted.IsZero() {
-		for name, t := range s.r.opts.Store.Newest() {
+		for name, t := range s.r.opts.Store.NewestByStream() {
 			s.evicted[name] = t
 		}
 		s.r.log.Warn("mirror: the primary's ring no longer holds what this node lacks: marking an evicted gap", "peer", s.peer.NodeID, "from", b.Evicted)

@@ -123,7 +123,7 @@ func (s *Sender) Status() Status {
 	base, baseAt := s.base, s.baseAt
 	s.mu.Unlock()
 	var newest time.Time
-	for _, t := range s.opts.Store.Newest() {
+	for _, t := range s.opts.Store.NewestByStream() {
 		if t.After(newest) {
 			newest = t
 		}
@@ -317,7 +317,7 @@ func (s *Sender) resume(rep helloReply) (ringstore.Position, contentFilter, erro
 	}
 	var start ringstore.Position
 	first := true
-	for name := range s.opts.Store.Newest() {
+	for name := range s.opts.Store.NewestByStream() {
 		p := ringstore.Position{}
 		if t := filter[name].lo; !t.IsZero() {
 			var err error
