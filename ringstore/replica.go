@@ -3,6 +3,8 @@ package ringstore
 import (
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"io"
 	"math"
 	"strings"
 	"sync"
@@ -148,6 +150,7 @@ func (r *Replica) Apply(rec Record, opts ApplyOptions) (ApplyResult, error) {
 	}
 	tracks := r.tracks[bfName]
 	marked := map[string]bool{}
+	var held map[heldKey]bool // main's frames over the record's span, loaded on need
 	for _, f := range rec.Frames {
 		t := f.Time.UnixNano()
 		if t <= after {
@@ -161,6 +164,18 @@ func (r *Replica) Apply(rec Record, opts ApplyOptions) (ApplyResult, error) {
 		if r.isOld(mainName, f.Track, t) {
 			dest = bfName
 			if r.isOld(bfName, f.Track, t) || r.lastOf(bfName, f.Track) == t {
+				res.Dropped++
+				continue
+			}
+			if held == nil {
+				var err error
+				if held, err = r.held(mainName, rec.Frames); err != nil {
+					return res, err
+				}
+			}
+			if held[keyOf(f)] {
+				// Sent again after this store restarted: the stream
+				// holds it already.
 				res.Dropped++
 				continue
 			}
@@ -193,6 +208,45 @@ func (r *Replica) Apply(rec Record, opts ApplyOptions) (ApplyResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// heldKey identifies a frame's content.
+type heldKey struct {
+	track uint8
+	t     int64
+	key   bool
+	crc   uint32
+	n     int
+}
+
+func keyOf(f Frame) heldKey {
+	return heldKey{track: f.Track, t: f.Time.UnixNano(), key: f.Key, crc: crc32.Checksum(f.Data, castagnoli), n: len(f.Data)}
+}
+
+// held returns the frames stream holds (committed) over the span of fs.
+func (r *Replica) held(stream string, fs []Frame) (map[heldKey]bool, error) {
+	lo, hi := fs[0].Time, fs[0].Time
+	for _, f := range fs {
+		lo, hi = earlierOf(lo, f.Time), laterOf(hi, f.Time)
+	}
+	out := map[heldKey]bool{}
+	fr, err := r.s.Frames(stream, lo, hi.Add(1))
+	if err != nil {
+		return nil, fmt.Errorf("apply record of %s: read what it holds: %w", stream, err)
+	}
+	defer fr.Close()
+	for {
+		f, err := fr.Next()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("apply record of %s: read what it holds: %w", stream, err)
+		}
+		if !f.Time.Before(lo) {
+			out[keyOf(f.Frame)] = true
+		}
+	}
 }
 
 // append appends f, flushing and retrying while the stream's backlog is full.
