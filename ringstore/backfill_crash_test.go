@@ -141,4 +141,8 @@ func checkBackfillCrash(t *testing.T, st *backfillCrash, idxDir string, recs []R
 	if err := sameSet(replRead(t, s, "cam1", true), want); err != nil {
 		t.Errorf("after the source re-sent everything: %v", err)
 	}
+	stored := append(replRead(t, s, "cam1", false), replRead(t, s, BackfillName("cam1", "src"), false)...)
+	if err := sameSet(stored, want); err != nil {
+		t.Errorf("stored after the re-send: %v", err)
+	}
 }
