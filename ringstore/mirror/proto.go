@@ -80,7 +80,7 @@ type streamMark struct {
 type helloReply struct {
 	Version     uint8
 	StoreFormat uint16
-	Epoch       uint64 // highest epoch the receiver has seen
+	Epoch       uint64 // the epoch the receiver accepted (the sender's)
 	NodeID      string
 	RestartID   [16]byte
 	VolumeID    string

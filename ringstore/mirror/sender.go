@@ -28,10 +28,13 @@ type SenderOptions struct {
 	// no path is up (required).
 	Addr func() (addr string, ok bool)
 	// Epoch returns the epoch this node is primary under; every message
-	// carries it (required).
+	// carries it (required). 0 means not primary: the sender does not
+	// connect.
 	Epoch func() uint64
-	// State is this node's mirror state (what it received from the peer
-	// when it was standby); nil keeps it in memory.
+	// State is this node's mirror state, the same one its Receiver uses
+	// (what it received from the peer when it was standby, and its own
+	// footage the peer may lack); nil keeps it in memory, which makes
+	// resumption after a restart or role change ship more than needed.
 	State *State
 	// MaxVersion is the newest protocol version offered; 0 means
 	// MaxVersion.
