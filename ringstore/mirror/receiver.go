@@ -403,12 +403,9 @@ func (s *session) loop(ctx context.Context, acks chan<- pendingAck) error {
 	}
 }
 
-// check verifies a batch before anything of it is written: epoch,
-// sequence, and every record's CRC.
+// check verifies a batch before anything of it is written: sequence,
+// every record's CRC, then epoch.
 func (s *session) check(b batch) ([]ringstore.Record, error) {
-	if err := s.r.checkEpoch("mirror batch", b.Epoch); err != nil {
-		return nil, err
-	}
 	if s.r.opts.Standby != nil && !s.r.opts.Standby() {
 		return nil, refuse(CodeNotStandby, "this node is no longer the standby: batch %d not taken", b.Seq)
 	}
@@ -426,6 +423,11 @@ func (s *session) check(b batch) ([]ringstore.Record, error) {
 		}
 		rec.Pos = br.Pos
 		recs[i] = rec
+	}
+	// Last: a fence records a higher epoch, which only a batch that passed
+	// every other check may do.
+	if err := s.r.checkEpoch("mirror batch", b.Epoch); err != nil {
+		return nil, err
 	}
 	s.lastSeq = b.Seq
 	return recs, nil
