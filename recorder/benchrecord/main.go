@@ -76,7 +76,9 @@ type result struct {
 	// measurement window and stored with a time inside it (ours only:
 	// segment files carry no wall time).
 	windowSent, windowKept uint64
-	window                 time.Duration
+	// gaps counts the gaps ours marked in the store over the run, by cause.
+	gaps   map[string]int
+	window time.Duration
 }
 
 func run(ctx context.Context, cfg config) error {
@@ -253,8 +255,15 @@ func measure(ctx context.Context, cfg config, t tools, which, dir, simAddr, ctl 
 			return r, err
 		}
 		children = append(children, c)
-		count = func() (uint64, error) { return countStore(ctx, data, names, time.Time{}, time.Time{}) }
-		countWindow = func(from, to time.Time) (uint64, error) { return countStore(ctx, data, names, from, to) }
+		count = func() (uint64, error) {
+			n, gaps, err := countStore(ctx, data, names, time.Time{}, time.Time{})
+			r.gaps = gaps
+			return n, err
+		}
+		countWindow = func(from, to time.Time) (uint64, error) {
+			n, _, err := countStore(ctx, data, names, from, to)
+			return n, err
+		}
 	default:
 		return r, fmt.Errorf("unknown recorder %q", which)
 	}
@@ -380,17 +389,19 @@ func countSegments(ctx context.Context, ffprobe, dir, ext string) (uint64, error
 }
 
 // countStore counts the video frames of every camera's stream in the store
-// with a time in [from, to); zero times mean all the stream holds.
-func countStore(ctx context.Context, data string, names []string, from, to time.Time) (uint64, error) {
+// with a time in [from, to), and the gaps inside, by cause; zero times mean
+// all the stream holds.
+func countStore(ctx context.Context, data string, names []string, from, to time.Time) (uint64, map[string]int, error) {
 	st, err := ringstore.Open(ctx, data, ringstore.Options{})
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer st.Close()
 	infos, err := st.Streams()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
+	gaps := map[string]int{}
 	held := map[string]ringstore.StreamInfo{}
 	for _, in := range infos {
 		held[in.Name] = in
@@ -405,9 +416,16 @@ func countStore(ctx context.Context, data string, names []string, from, to time.
 		if from.IsZero() {
 			from, to = in.First, in.Last.Add(time.Second)
 		}
+		_, gs, err := st.Spans(name, from, to)
+		if err != nil {
+			return 0, nil, err
+		}
+		for _, g := range gs {
+			gaps[g.Cause.String()]++
+		}
 		r, err := st.Frames(name, from, to)
 		if err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		for ctx.Err() == nil {
 			f, err := r.Next()
@@ -416,7 +434,7 @@ func countStore(ctx context.Context, data string, names []string, from, to time.
 			}
 			if err != nil {
 				r.Close()
-				return 0, err
+				return 0, nil, err
 			}
 			if f.Track == 0 && !f.Time.Before(from) && f.Time.Before(to) {
 				total++
@@ -424,7 +442,7 @@ func countStore(ctx context.Context, data string, names []string, from, to time.
 		}
 		r.Close()
 	}
-	return total, ctx.Err()
+	return total, gaps, ctx.Err()
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -468,6 +486,11 @@ func printResults(w io.Writer, rs []result) {
 		}
 		fmt.Fprintf(w, "%-9s  %4d %5d  %9.3f  %11.2f  %8d/%-8d  %9.1f  %13.3f  %6v  %s\n",
 			r.recorder, r.cameras, r.procs, r.cpuPerCamPct, r.rssPerCamMiB, r.kept, r.sent, lost, r.simCPUPerCamPct, r.window, win)
+	}
+	for _, r := range rs {
+		if r.gaps != nil {
+			fmt.Fprintf(w, "%s %d cameras: gaps in the store by cause: %v\n", r.recorder, r.cameras, r.gaps)
+		}
 	}
 	fmt.Fprintln(w, "(CPU in percent of one core per camera. Frames over the whole run: each connection starts recording at a keyframe, so up to 24 frames per camera are not kept by design. In-window: frames stored with a capture time inside the window against the simulator's counters read at its ends, +-1 frame per camera.)")
 }
