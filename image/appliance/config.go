@@ -9,6 +9,8 @@ import (
 // config is the boot configuration read from the kernel command line.
 type config struct {
 	perm, data string
+	boot       string // "" runs without A/B slots
+	update     string // a disk holding bundle.nvrfw to install at boot, or ""
 	board      string
 	log        string
 	net        *netConfig
@@ -36,6 +38,10 @@ func parseCmdline(line string) (config, error) {
 			cfg.perm = val
 		case "nvr.data":
 			cfg.data = val
+		case "nvr.boot":
+			cfg.boot = val
+		case "nvr.update":
+			cfg.update = val
 		case "nvr.board":
 			cfg.board = val
 		case "nvr.log":
@@ -52,8 +58,8 @@ func parseCmdline(line string) (config, error) {
 			cfg.net = &n
 		}
 	}
-	for _, d := range []string{cfg.perm, cfg.data} {
-		if !strings.HasPrefix(d, "/dev/") {
+	for _, d := range []string{cfg.perm, cfg.data, cfg.boot, cfg.update} {
+		if d != "" && !strings.HasPrefix(d, "/dev/") {
 			return config{}, fmt.Errorf("disk %q is not a /dev path", d)
 		}
 	}

@@ -5,14 +5,19 @@
 //  1. waits for the disks,
 //  2. mounts the persistent config volume at /perm and the recording volume
 //     at /data (ext4), formatting the ring store on a fresh recording volume,
-//  3. configures the network when the kernel command line says how,
-//  4. and replaces itself with `nvrd run --appliance ...`.
+//  3. installs a firmware bundle from an update disk when one is given
+//     (verified against /etc/nvr/firmware.pub, then a reboot into the trial),
+//  4. configures the network when the kernel command line says how,
+//  5. and replaces itself with `nvrd run --appliance ...`.
 //
 // Its settings come from the kernel command line (the bootloader's, or the
 // QEMU test's -append), each with a default that fits the appliance:
 //
 //	nvr.perm=DEV          config volume (default /dev/vda)
 //	nvr.data=DEV          recording volume (default /dev/vdb)
+//	nvr.boot=DEV          boot disk with the A/B slots, mounted on /boot (default none)
+//	nvr.update=DEV        a disk (USB stick) holding bundle.nvrfw: installed into the
+//	                      inactive slot at boot, then the appliance reboots into it
 //	nvr.net=IF,ADDR/LEN,GW   static address and default route (default none)
 //	nvr.log=DEV           nvrd's log output (default /dev/console)
 //	nvr.args=A,B,...      extra arguments for nvrd run (e.g. --test-faults)
@@ -57,8 +62,25 @@ func fail(err error) {
 // boot runs the boot steps and execs nvrd; it returns only on failure.
 func boot(cfg config) error {
 	start := time.Now()
-	if err := waitDevices([]string{cfg.perm, cfg.data}, 20*time.Second); err != nil {
+	devs := []string{cfg.perm, cfg.data}
+	for _, d := range []string{cfg.boot, cfg.update} {
+		if d != "" {
+			devs = append(devs, d)
+		}
+	}
+	if err := waitDevices(devs, 20*time.Second); err != nil {
 		return err
+	}
+	if cfg.boot != "" {
+		if err := mountExt4(cfg.boot, "/boot"); err != nil {
+			return err
+		}
+	}
+	if cfg.update != "" {
+		if err := installUpdate(cfg); err != nil {
+			// A refused bundle leaves the slots alone: boot on.
+			fmt.Fprintf(os.Stderr, "appliance: update refused: %v\n", err)
+		}
 	}
 	if err := mountExt4(cfg.perm, "/perm"); err != nil {
 		return err
@@ -95,6 +117,9 @@ func nvrdArgs(cfg config) []string {
 		"--console", "/dev/ttyS0",
 		"--api", ":443", "--api-tls-dir", "/perm/nvr/tls",
 		"--board", cfg.board, "--boot-count", "/perm/nvr/bootcount",
+	}
+	if cfg.boot != "" {
+		args = append(args, "--slots-dir", "/boot")
 	}
 	return append(args, cfg.args...)
 }

@@ -59,3 +59,35 @@ func configureNetwork(n netConfig) error {
 	}
 	return nil
 }
+
+// trustedKeys are the public keys firmware bundles must be signed with.
+const trustedKeys = "/etc/nvr/firmware.pub"
+
+// installUpdate installs /update/bundle.nvrfw from the update disk into
+// the inactive slot and reboots into its trial; it returns the reason when
+// the bundle is refused or cannot be installed.
+func installUpdate(cfg config) error {
+	if cfg.boot == "" {
+		return errors.New("an update disk needs a boot disk (nvr.boot)")
+	}
+	if err := os.MkdirAll("/update", 0o755); err != nil {
+		return fmt.Errorf("create /update: %w", err)
+	}
+	if err := unix.Mount(cfg.update, "/update", "ext4", unix.MS_RDONLY, ""); err != nil {
+		return fmt.Errorf("mount the update disk %s: %w", cfg.update, err)
+	}
+	defer unix.Unmount("/update", 0)
+	bundle := "/update/bundle.nvrfw"
+	fmt.Fprintf(os.Stderr, "appliance: installing %s\n", bundle)
+	cmd := exec.Command(nvrd, "firmware", "install", "--boot", "/boot", "--pubkey", trustedKeys, "--board", cfg.board, bundle)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("nvrd firmware install: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "appliance: update installed; rebooting into its trial\n")
+	unix.Sync()
+	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART); err != nil {
+		return fmt.Errorf("reboot: %w", err)
+	}
+	return nil
+}

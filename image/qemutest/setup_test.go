@@ -160,7 +160,8 @@ func appendOverlay(dst string, img []byte, overlay string) error {
 }
 
 // writeOverlay writes the cpio archive the tests append to an image's
-// initramfs: /bin/uinit -> image/appliance (no arguments), the extra
+// initramfs: /bin/uinit -> image/appliance (no arguments), the trusted
+// firmware key (/etc/nvr/firmware.pub, the development key), the extra
 // modules and a modules.dep covering them with the image's.
 func writeOverlay(path, uinit string) error {
 	kvers, _ := filepath.Glob(filepath.Join(kernelRoot, "lib", "modules", "*"))
@@ -185,10 +186,16 @@ func writeOverlay(path, uinit string) error {
 	if err != nil {
 		return err
 	}
+	pub, err := os.ReadFile(pubkeyPath)
+	if err != nil {
+		return fmt.Errorf("the development public key (make image writes it): %w", err)
+	}
 	inImage := "lib/modules/" + kver + "/"
 	recs := []cpio.Record{
 		cpio.Directory("etc", 0o755),
 		cpio.StaticFile("etc/uinit.flags", "", 0o444),
+		cpio.Directory("etc/nvr", 0o755),
+		cpio.StaticFile("etc/nvr/firmware.pub", string(pub), 0o444),
 		cpio.Directory("bin", 0o755),
 		cpio.StaticFile("bin/appliance", string(bin), 0o755),
 		cpio.Symlink("bin/uinit", "/bin/appliance"),
