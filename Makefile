@@ -91,3 +91,14 @@ qemu-smoke: image
 
 soak: deps
 	NVR_SOAK_MINUTES=10 $(GO) test -count=1 -run 'TestRigDedicatedLinkSoak' -v -timeout 20m ./firmware/cluster/
+
+# The QEMU system test suite (image/qemutest): boots the image and drives it
+# through the serial console, the API and QMP (console + recording + export,
+# watchdog reset, signed A/B upgrade with rollback, power cut during install).
+# About 10 minutes on 2 cores; guests run one at a time.
+.PHONY: qemu-test
+qemu-test: image
+	@command -v qemu-system-x86_64 >/dev/null && command -v mkfs.ext4 >/dev/null && command -v debugfs >/dev/null && \
+		command -v ffprobe >/dev/null || { export DEBIAN_FRONTEND=noninteractive; apt-get update -qq; \
+		apt-get install -y -qq --no-install-recommends qemu-system-x86 e2fsprogs ffmpeg >/dev/null; }
+	NVR_QEMU_TEST=1 $(GO) test -count=1 -v -timeout 40m ./image/qemutest/

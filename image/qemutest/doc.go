@@ -11,7 +11,9 @@
 // Every boot logs its time to the login prompt and to the first recorded
 // frame.
 //
-// The tests run when NVR_QEMU_TEST=1 or CI=true and need qemu-system-x86,
-// e2fsprogs and ffmpeg (ffprobe); under CI a missing tool is a failure.
-// Guests run one at a time (the tests are not parallel).
+// The tests run when NVR_QEMU_TEST=1 (make qemu-test, which builds the
+// image and installs qemu-system-x86, e2fsprogs and ffmpeg) and need
+// out/image and out/keys from make image; under CI=true a missing tool is a
+// failure. Guests run one at a time (the tests are not parallel); consoles
+// and nvrd logs of every boot are kept in out/image/qemutest.
 package qemutest
