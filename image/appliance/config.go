@@ -11,6 +11,7 @@ type config struct {
 	perm, data string
 	boot       string // "" runs without A/B slots
 	update     string // a disk holding bundle.nvrfw to install at boot, or ""
+	agent      string // test only: a helper started before nvrd, or ""
 	board      string
 	log        string
 	net        *netConfig
@@ -42,6 +43,8 @@ func parseCmdline(line string) (config, error) {
 			cfg.boot = val
 		case "nvr.update":
 			cfg.update = val
+		case "nvr.agent":
+			cfg.agent = val
 		case "nvr.board":
 			cfg.board = val
 		case "nvr.log":

@@ -22,6 +22,8 @@
 //	nvr.log=DEV           nvrd's log output (default /dev/console)
 //	nvr.args=A,B,...      extra arguments for nvrd run (e.g. --test-faults)
 //	nvr.board=NAME        board profile (default qemu)
+//	nvr.agent=PATH        TEST ONLY: start PATH in the background before nvrd (the
+//	                      QEMU suite's hardware helper, image/qemutest/agent)
 //
 // Any failure is printed on the console with "appliance: " and leaves the
 // rescue shell to u-root's init.
@@ -31,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"time"
 
@@ -97,6 +100,12 @@ func boot(cfg config) error {
 	if cfg.net != nil {
 		if err := configureNetwork(*cfg.net); err != nil {
 			return err
+		}
+	}
+	if cfg.agent != "" {
+		// Test only (image/qemutest): left running beside nvrd.
+		if err := exec.Command(cfg.agent).Start(); err != nil {
+			return fmt.Errorf("start the test agent %s: %w", cfg.agent, err)
 		}
 	}
 	args := nvrdArgs(cfg)

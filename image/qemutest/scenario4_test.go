@@ -11,14 +11,10 @@ import (
 
 // statusView is the part of GET /api/v1/status the tests read.
 type statusView struct {
-	Healthy  bool     `json:"healthy"`
-	Problems []string `json:"problems"`
-	Alarms   []struct {
-		Source   string `json:"source"`
-		Severity string `json:"severity"`
-		Message  string `json:"message"`
-	} `json:"alarms"`
-	Board *struct {
+	Healthy  bool        `json:"healthy"`
+	Problems []string    `json:"problems"`
+	Alarms   []alarmView `json:"alarms"`
+	Board    *struct {
 		WatchdogReset bool `json:"watchdog_reset"`
 		PSUs          []struct {
 			Name    string   `json:"name"`
@@ -36,6 +32,13 @@ type statusView struct {
 			Error  string `json:"error"`
 		} `json:"arrays"`
 	} `json:"board"`
+}
+
+// alarmView is one alarm of GET /api/v1/status.
+type alarmView struct {
+	Source   string `json:"source"`
+	Severity string `json:"severity"`
+	Message  string `json:"message"`
 }
 
 // TestWatchdogReset is scenario 4: the recording volume hangs (every write

@@ -114,8 +114,12 @@ func build(t *testing.T) (*env, error) {
 	if err := goBuild(uinit, "./image/appliance", true); err != nil {
 		return nil, err
 	}
+	agent := filepath.Join(dir, "agent")
+	if err := goBuild(agent, "./image/qemutest/agent", true); err != nil {
+		return nil, err
+	}
 	e.overlay = filepath.Join(dir, "overlay.cpio")
-	if err := writeOverlay(e.overlay, uinit); err != nil {
+	if err := writeOverlay(e.overlay, uinit, agent); err != nil {
 		return nil, err
 	}
 	img, err := os.ReadFile(filepath.Join(outDir, mkimage.InitramfsFile))
@@ -160,10 +164,11 @@ func appendOverlay(dst string, img []byte, overlay string) error {
 }
 
 // writeOverlay writes the cpio archive the tests append to an image's
-// initramfs: /bin/uinit -> image/appliance (no arguments), the trusted
+// initramfs: /bin/uinit -> image/appliance (no arguments), the test agent
+// (/bin/qemutest-agent, started only with nvr.agent=), the trusted
 // firmware key (/etc/nvr/firmware.pub, the development key), the extra
 // modules and a modules.dep covering them with the image's.
-func writeOverlay(path, uinit string) error {
+func writeOverlay(path, uinit, agent string) error {
 	kvers, _ := filepath.Glob(filepath.Join(kernelRoot, "lib", "modules", "*"))
 	if len(kvers) != 1 {
 		return fmt.Errorf("want one kernel under %s/lib/modules, found %d", kernelRoot, len(kvers))
@@ -186,6 +191,10 @@ func writeOverlay(path, uinit string) error {
 	if err != nil {
 		return err
 	}
+	agentBin, err := os.ReadFile(agent)
+	if err != nil {
+		return err
+	}
 	pub, err := os.ReadFile(pubkeyPath)
 	if err != nil {
 		return fmt.Errorf("the development public key (make image writes it): %w", err)
@@ -199,6 +208,7 @@ func writeOverlay(path, uinit string) error {
 		cpio.Directory("bin", 0o755),
 		cpio.StaticFile("bin/appliance", string(bin), 0o755),
 		cpio.Symlink("bin/uinit", "/bin/appliance"),
+		cpio.StaticFile("bin/qemutest-agent", string(agentBin), 0o755),
 		cpio.Directory("lib", 0o755),
 		cpio.Directory("lib/modules-load.d", 0o755),
 		cpio.StaticFile("lib/modules-load.d/qemutest.conf", strings.Join(extraModules(), "\n")+"\n", 0o444),

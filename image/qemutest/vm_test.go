@@ -29,6 +29,7 @@ type vmOptions struct {
 	watchdog bool     // add an i6300esb that resets the guest
 	reboot   bool     // a guest reset reboots in the same QEMU (default: QEMU exits)
 	memMiB   int      // default 384
+	agent    bool     // a third serial port for the guest agent (v.agent)
 }
 
 // vm is one QEMU run: serial console on a socket (wait=on, so nothing is
@@ -42,6 +43,8 @@ type vm struct {
 	start   time.Time
 	logPath string
 	nvrdLog string
+	agent   net.Conn // the guest agent's serial port, or nil
+	agentRd *bufio.Reader
 
 	mu      sync.Mutex
 	console bytes.Buffer
@@ -91,6 +94,10 @@ func startVM(t *testing.T, ctx context.Context, o vmOptions) *vm {
 		"-netdev", netdev, "-device", "virtio-net-pci,netdev=n0",
 		"-kernel", o.kernel, "-initrd", o.initrd, "-append", strings.Join(cmdline, " "),
 	}
+	agentSock := filepath.Join(dir, "agent.sock")
+	if o.agent {
+		args = append(args, "-chardev", "socket,id=ser2,path="+agentSock+",server=on,wait=off", "-serial", "chardev:ser2")
+	}
 	if !o.reboot {
 		args = append(args, "-no-reboot")
 	}
@@ -135,6 +142,14 @@ func startVM(t *testing.T, ctx context.Context, o vmOptions) *vm {
 			t.Fatalf("qmp socket: %v; qemu stderr: %s", err, v.stderr.Bytes())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	if o.agent {
+		c, err := net.Dial("unix", agentSock)
+		if err != nil {
+			t.Fatalf("agent socket: %v", err)
+		}
+		v.agent = c
+		v.agentRd = bufio.NewReader(c)
 	}
 	v.start = time.Now()
 	if _, err := v.qmp.execute("cont", nil); err != nil {
@@ -262,6 +277,9 @@ func (v *vm) stop() {
 	}
 	if v.conn != nil {
 		v.conn.Close()
+	}
+	if v.agent != nil {
+		v.agent.Close()
 	}
 	v.readers.Wait()
 	v.mu.Lock()
@@ -395,3 +413,26 @@ func (q *qmp) close() {
 
 // userSpaceRe is the kernel's last line before init.
 var userSpaceRe = regexp.MustCompile(`Run /init as init process`)
+
+// agentDo sends one command to the guest agent and waits for its answer.
+func (v *vm) agentDo(cmd string, timeout time.Duration) error {
+	v.t.Helper()
+	v.agent.SetDeadline(time.Now().Add(timeout))
+	defer v.agent.SetDeadline(time.Time{})
+	if _, err := v.agent.Write([]byte(cmd + "\n")); err != nil {
+		return fmt.Errorf("agent %q: %w", cmd, err)
+	}
+	for {
+		line, err := v.agentRd.ReadString('\n')
+		if err != nil {
+			return fmt.Errorf("agent %q: %w", cmd, err)
+		}
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "ok":
+			return nil
+		case strings.HasPrefix(line, "error: "):
+			return fmt.Errorf("agent %q: %s", cmd, line)
+		}
+	}
+}
