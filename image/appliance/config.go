@@ -9,9 +9,10 @@ import (
 // config is the boot configuration read from the kernel command line.
 type config struct {
 	perm, data string
-	boot       string // "" runs without A/B slots
-	update     string // a disk holding bundle.nvrfw to install at boot, or ""
-	agent      string // test only: a helper started before nvrd, or ""
+	boot       string   // "" runs without A/B slots
+	update     string   // a disk holding bundle.nvrfw to install at boot, or ""
+	agent      string   // test only: a helper started before nvrd, or ""
+	raid       []string // RAID1 members assembled as /dev/md0, or none
 	board      string
 	log        string
 	net        *netConfig
@@ -29,6 +30,7 @@ type netConfig struct {
 // are ignored.
 func parseCmdline(line string) (config, error) {
 	cfg := config{perm: "/dev/vda", data: "/dev/vdb", board: "qemu", log: "/dev/console"}
+	dataSet := false
 	for _, w := range strings.Fields(line) {
 		key, val, ok := strings.Cut(w, "=")
 		if !ok || !strings.HasPrefix(key, "nvr.") {
@@ -38,13 +40,18 @@ func parseCmdline(line string) (config, error) {
 		case "nvr.perm":
 			cfg.perm = val
 		case "nvr.data":
-			cfg.data = val
+			cfg.data, dataSet = val, true
 		case "nvr.boot":
 			cfg.boot = val
 		case "nvr.update":
 			cfg.update = val
 		case "nvr.agent":
 			cfg.agent = val
+		case "nvr.raid":
+			cfg.raid = strings.Split(val, ",")
+			if !dataSet {
+				cfg.data = "/dev/md0"
+			}
 		case "nvr.board":
 			cfg.board = val
 		case "nvr.log":
@@ -61,7 +68,10 @@ func parseCmdline(line string) (config, error) {
 			cfg.net = &n
 		}
 	}
-	for _, d := range []string{cfg.perm, cfg.data, cfg.boot, cfg.update} {
+	if len(cfg.raid) == 1 {
+		return config{}, fmt.Errorf("nvr.raid=%s: a RAID1 needs at least two members", cfg.raid[0])
+	}
+	for _, d := range append([]string{cfg.perm, cfg.data, cfg.boot, cfg.update}, cfg.raid...) {
 		if d != "" && !strings.HasPrefix(d, "/dev/") {
 			return config{}, fmt.Errorf("disk %q is not a /dev path", d)
 		}

@@ -2,7 +2,7 @@
 // needs at boot beyond u-root's init (which has already mounted /dev, /proc
 // and /sys and loaded the modules of /lib/modules-load.d). It
 //
-//  1. waits for the disks,
+//  1. waits for the disks and assembles the md RAID1 recording array,
 //  2. mounts the persistent config volume at /perm and the recording volume
 //     at /data (ext4), formatting the ring store on a fresh recording volume,
 //  3. installs a firmware bundle from an update disk when one is given
@@ -14,7 +14,10 @@
 // QEMU test's -append), each with a default that fits the appliance:
 //
 //	nvr.perm=DEV          config volume (default /dev/vda)
-//	nvr.data=DEV          recording volume (default /dev/vdb)
+//	nvr.data=DEV          recording volume (default /dev/vdb, or /dev/md0 with nvr.raid)
+//	nvr.raid=DEV,DEV      assemble DEV,DEV as the RAID1 /dev/md0 with /sbin/mdadm,
+//	                      creating it (metadata 1.0, at the end: the members' data
+//	                      start at 0) when they carry no superblock yet
 //	nvr.boot=DEV          boot disk with the A/B slots, mounted on /boot (default none)
 //	nvr.update=DEV        a disk (USB stick) holding bundle.nvrfw: installed into the
 //	                      inactive slot at boot, then the appliance reboots into it
@@ -65,7 +68,11 @@ func fail(err error) {
 // boot runs the boot steps and execs nvrd; it returns only on failure.
 func boot(cfg config) error {
 	start := time.Now()
-	devs := []string{cfg.perm, cfg.data}
+	devs := []string{cfg.perm}
+	if len(cfg.raid) == 0 {
+		devs = append(devs, cfg.data)
+	}
+	devs = append(devs, cfg.raid...)
 	for _, d := range []string{cfg.boot, cfg.update} {
 		if d != "" {
 			devs = append(devs, d)
@@ -73,6 +80,11 @@ func boot(cfg config) error {
 	}
 	if err := waitDevices(devs, 20*time.Second); err != nil {
 		return err
+	}
+	if len(cfg.raid) > 0 {
+		if err := assembleRAID(cfg.data, cfg.raid); err != nil {
+			return err
+		}
 	}
 	if cfg.boot != "" {
 		if err := mountExt4(cfg.boot, "/boot"); err != nil {

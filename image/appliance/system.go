@@ -91,3 +91,32 @@ func installUpdate(cfg config) error {
 	}
 	return nil
 }
+
+// mdadm is the RAID tool in the image.
+const mdadm = "/sbin/mdadm"
+
+// assembleRAID assembles members as the RAID1 md, creating the array on
+// members that have no superblock (first boot). Metadata 1.0 sits at the end
+// of each member, so a file system put on the members before (identical
+// copies) is the array's content: --assume-clean skips the initial resync.
+func assembleRAID(md string, members []string) error {
+	if err := os.MkdirAll("/run/mdadm", 0o755); err != nil {
+		return fmt.Errorf("create /run/mdadm: %w", err)
+	}
+	run := func(args ...string) ([]byte, error) {
+		return exec.Command(mdadm, args...).CombinedOutput()
+	}
+	out, err := run(append([]string{"--assemble", "--run", md}, members...)...)
+	if err == nil {
+		fmt.Fprintf(os.Stderr, "appliance: assembled %s from %v\n", md, members)
+		return nil
+	}
+	create := append([]string{"--create", md, "--run", "--level=1", fmt.Sprintf("--raid-devices=%d", len(members)),
+		"--metadata=1.0", "--assume-clean", "--bitmap=none"}, members...)
+	out2, err2 := run(create...)
+	if err2 != nil {
+		return fmt.Errorf("assemble %s (%v: %s) nor create it (%v: %s)", md, err, out, err2, out2)
+	}
+	fmt.Fprintf(os.Stderr, "appliance: created the RAID1 %s on %v\n", md, members)
+	return nil
+}
