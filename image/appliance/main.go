@@ -116,8 +116,14 @@ func boot(cfg config) error {
 	}
 	if cfg.agent != "" {
 		// Test only (image/qemutest): left running beside nvrd.
-		if err := exec.Command(cfg.agent).Start(); err != nil {
+		agent := exec.Command(cfg.agent)
+		agent.Stdout, agent.Stderr = os.Stderr, os.Stderr
+		if err := agent.Start(); err != nil {
 			return fmt.Errorf("start the test agent %s: %w", cfg.agent, err)
+		}
+		// It sets up simulated hardware nvrd binds at start.
+		if err := waitDevices([]string{"/run/qemutest-agent.ready"}, 10*time.Second); err != nil {
+			return fmt.Errorf("test agent: %w", err)
 		}
 	}
 	args := nvrdArgs(cfg)

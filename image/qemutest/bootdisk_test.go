@@ -78,7 +78,7 @@ func (d *bootDisk) vmlinux(ctx context.Context, vmlinuz string) string {
 	if err != nil {
 		d.t.Fatal(err)
 	}
-	out := filepath.Join(d.e.dir, "vmlinux-"+hex.EncodeToString(h.Sum(nil))[:16])
+	out := filepath.Join(d.e.cache, "vmlinux-"+hex.EncodeToString(h.Sum(nil))[:16])
 	if _, err := os.Stat(out); err == nil {
 		return out
 	}

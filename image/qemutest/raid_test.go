@@ -20,23 +20,23 @@ import (
 // libraries it needs to the guest.
 func raidOverlay(t *testing.T, e *env) string {
 	t.Helper()
-	out := filepath.Join(e.dir, "mdadm.cpio")
+	out := filepath.Join(e.cache, "mdadm.cpio")
 	if _, err := os.Stat(out); err == nil {
 		return out
 	}
-	debs, _ := filepath.Glob(filepath.Join(e.dir, "mdadm_*.deb"))
+	debs, _ := filepath.Glob(filepath.Join(e.cache, "mdadm_*.deb"))
 	if len(debs) == 0 {
 		cmd := exec.Command("apt-get", "download", "mdadm")
-		cmd.Dir = e.dir
+		cmd.Dir = e.cache
 		if b, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("apt-get download mdadm: %v\n%s", err, b)
 		}
-		debs, _ = filepath.Glob(filepath.Join(e.dir, "mdadm_*.deb"))
+		debs, _ = filepath.Glob(filepath.Join(e.cache, "mdadm_*.deb"))
 	}
 	if len(debs) == 0 {
 		t.Fatal("apt-get download mdadm left no .deb")
 	}
-	root := filepath.Join(e.dir, "mdadm-root")
+	root := filepath.Join(e.cache, "mdadm-root")
 	os.RemoveAll(root)
 	if b, err := exec.Command("dpkg-deb", "-x", debs[0], root).CombinedOutput(); err != nil {
 		t.Fatalf("dpkg-deb -x: %v\n%s", err, b)

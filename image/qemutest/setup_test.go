@@ -32,7 +32,8 @@ const (
 // firmware/netconf's netlink.NewHandle() opens besides NETLINK_ROUTE (XFRM
 // and NETFILTER; without them nvrd run --appliance fails with "open
 // netlink: protocol not supported").
-func extraModules() []string { return []string{"ext4", "xfrm_user", "nfnetlink"} }
+// configfs is what gpio-sim (built at test time) is configured through.
+func extraModules() []string { return []string{"ext4", "xfrm_user", "nfnetlink", "configfs"} }
 
 // enabled reports whether the suite must run: make qemu-test sets
 // NVR_QEMU_TEST=1 (it boots about a dozen guests, ~10 min on 2 cores, so
@@ -46,7 +47,8 @@ type env struct {
 	initrd  string // the image's initramfs + the test overlay
 	overlay string // the overlay alone (appended to other initramfs images)
 	nvrd    string // nvrd for the host (camera simulator, bundle tools)
-	dir     string
+	dir     string // this test binary's build outputs (removed at exit)
+	cache   string // downloads and builds kept between runs (mdadm, gpio-sim)
 }
 
 // needTool fails under CI and skips otherwise when a tool is missing.
@@ -91,6 +93,15 @@ func setup(t *testing.T) *env {
 var shared struct {
 	env *env
 	err string
+	tmp string // removed by TestMain
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.tmp != "" {
+		os.RemoveAll(shared.tmp)
+	}
+	os.Exit(code)
 }
 
 func build(t *testing.T) (*env, error) {
@@ -101,11 +112,16 @@ func build(t *testing.T) (*env, error) {
 			return nil, fmt.Errorf("make image: %v\n%s", err, out)
 		}
 	}
-	dir := filepath.Join(outDir, "qemutest", "build")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	cache := filepath.Join(outDir, "qemutest", "cache")
+	if err := os.MkdirAll(cache, 0o755); err != nil {
 		return nil, err
 	}
-	e := &env{kernel: filepath.Join(outDir, mkimage.VmlinuxFile), dir: dir}
+	dir, err := os.MkdirTemp("", "qemutest-")
+	if err != nil {
+		return nil, err
+	}
+	shared.tmp = dir
+	e := &env{kernel: filepath.Join(outDir, mkimage.VmlinuxFile), dir: dir, cache: cache}
 	e.nvrd = filepath.Join(dir, "nvrd-host")
 	if err := goBuild(e.nvrd, "./firmware/cmd/nvrd", false); err != nil {
 		return nil, err
