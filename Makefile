@@ -94,11 +94,15 @@ soak: deps
 
 # The QEMU system test suite (image/qemutest): boots the image and drives it
 # through the serial console, the API and QMP (console + recording + export,
+# PMBus PSU fault on i2c-stub, drive bay on gpio-sim, RAID1 disk removal,
 # watchdog reset, signed A/B upgrade with rollback, power cut during install).
-# About 10 minutes on 2 cores; guests run one at a time.
+# About 12 minutes on 2 cores; guests run one at a time. gpio-sim is built
+# from Debian's linux-source/headers (downloaded by the test, cached in
+# out/image/qemutest/cache); mdadm for the guest comes from apt-get download.
 .PHONY: qemu-test
 qemu-test: image
 	@command -v qemu-system-x86_64 >/dev/null && command -v mkfs.ext4 >/dev/null && command -v debugfs >/dev/null && \
-		command -v ffprobe >/dev/null || { export DEBIAN_FRONTEND=noninteractive; apt-get update -qq; \
-		apt-get install -y -qq --no-install-recommends qemu-system-x86 e2fsprogs ffmpeg >/dev/null; }
+		command -v ffprobe >/dev/null && command -v gcc >/dev/null && command -v make >/dev/null && command -v xz >/dev/null || \
+		{ export DEBIAN_FRONTEND=noninteractive; apt-get update -qq; \
+		apt-get install -y -qq --no-install-recommends qemu-system-x86 e2fsprogs ffmpeg gcc make xz-utils libc6-dev >/dev/null; }
 	NVR_QEMU_TEST=1 $(GO) test -count=1 -v -timeout 40m ./image/qemutest/

@@ -3,13 +3,22 @@
 // emulation and drives it like an integrator would, through the serial
 // console, the HTTPS API and QEMU's monitor (QMP).
 //
+// The scenarios, one test each: TestConsoleRecordExport (1),
+// TestPSUFault and TestBayEvent (2), TestRAIDDiskRemoved (3),
+// TestWatchdogReset (4), TestSignedUpgrade (5), TestPowerCutDuringInstall
+// (6).
+//
 // Each guest gets a persistent config disk (/perm) and a recording disk
 // (/data), both ext4 made on the host with mkfs.ext4, and an initramfs
 // overlay that adds image/appliance as /bin/uinit and the ext4 modules. The
 // guest reaches the host's camera simulator (on 127.0.0.1) at slirp's host
 // address 10.0.2.2, and the host reaches the guest's API through a hostfwd.
 // Every boot logs its time to the login prompt and to the first recorded
-// frame.
+// frame. A test-only agent (image/qemutest/agent, on a third serial port)
+// plays the hardware the harness cannot reach from outside: SMBus writes to
+// i2c-stub and pulls of gpio-sim lines. The A/B boot disk is played by the
+// harness as the bootloader would (firmware/slots.Manager.Boot) on an ext4
+// image made with mkfs.ext4 -d and read back with debugfs.
 //
 // The tests run when NVR_QEMU_TEST=1 (make qemu-test, which builds the
 // image and installs qemu-system-x86, e2fsprogs and ffmpeg) and need
