@@ -48,9 +48,9 @@ func (a *appliance) start(ctx context.Context, name, update string, extra ...str
 // guest (from an update disk, by nvrd firmware install) boots as a trial
 // and is confirmed by nvrd once recording is healthy; a signed bundle whose
 // firmware never comes up (its initramfs is not one: the trial panics)
-// falls back to the previous slot; bundles with an unknown key, a corrupt
-// part, a truncated file and the wrong board are refused with nothing
-// written.
+// falls back to the previous slot; bundles with a bad signature (manifest
+// edited after signing), an unknown key, a corrupt part, a truncated file
+// and the wrong board are refused with nothing written.
 func TestSignedUpgrade(t *testing.T) {
 	e := setup(t)
 	needTool(t, "debugfs", "e2fsprogs")
@@ -163,8 +163,18 @@ func TestSignedUpgrade(t *testing.T) {
 	if err := os.WriteFile(corrupt, bad, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Signed manifest edited (same length, so only the signature can tell).
+	badSig := filepath.Join(dir, "bad-signature.nvrfw")
+	tampered := bytes.Replace(goodBytes, []byte(`"version":"0.2.0"`), []byte(`"version":"0.2.1"`), 1)
+	if bytes.Equal(tampered, goodBytes) {
+		t.Fatal("the bundle's manifest does not hold \"version\":\"0.2.0\"")
+	}
+	if err := os.WriteFile(badSig, tampered, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	envBefore, _ := os.ReadFile(filepath.Join(a.boot.dir, slots.EnvFile))
 	for _, tc := range []struct{ name, path, why string }{
+		{"bad-signature", badSig, "signature"},
 		{"unknown-key", unknownKey, "key"},
 		{"wrong-board", wrongBoard, "board"},
 		{"truncated", truncated, ""},

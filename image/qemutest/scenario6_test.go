@@ -3,7 +3,9 @@ package qemutest
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,7 +44,8 @@ func TestPowerCutDuringInstall(t *testing.T) {
 		v.stop()
 		a.boot.readBack()
 		st := a.boot.status(slots.A)
-		t.Logf("power cut %v into the install (%v after boot): slots %+v", cut, started.Round(time.Millisecond), st)
+		t.Logf("power cut %v into the install (%v after boot): slots %+v; slot b holds %s", cut,
+			started.Round(time.Millisecond), st, slotFiles(filepath.Join(a.boot.dir, string(slots.B))))
 		if st.Default != slots.A {
 			t.Fatalf("cut %d: default slot %s after a power cut during install", i, st.Default)
 		}
@@ -61,4 +64,22 @@ func TestPowerCutDuringInstall(t *testing.T) {
 		v.stop()
 		a.boot.readBack()
 	}
+}
+
+// slotFiles describes a slot directory's files and sizes.
+func slotFiles(dir string) string {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return "nothing"
+	}
+	var parts []string
+	for _, e := range ents {
+		if info, err := e.Info(); err == nil {
+			parts = append(parts, fmt.Sprintf("%s (%d bytes)", e.Name(), info.Size()))
+		}
+	}
+	if len(parts) == 0 {
+		return "nothing"
+	}
+	return strings.Join(parts, ", ")
 }
