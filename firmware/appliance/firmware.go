@@ -37,8 +37,11 @@ func (a *App) confirmComponent() Component {
 		if err != nil {
 			return fmt.Errorf("read the firmware slots: %w", err)
 		}
-		if st.Trial != fw.Booted || st.Default == fw.Booted {
-			<-ctx.Done() // nothing to confirm on this boot
+		// The bootloader clears the trial flag before it boots the trial
+		// slot (so a failed trial falls back by itself): a trial boot is a
+		// boot of a slot that is not the default.
+		if st.Default == fw.Booted {
+			<-ctx.Done() // running the confirmed slot: nothing to confirm
 			return nil
 		}
 		a.hub.Publish(events.Event{Kind: "firmware.trial", Severity: events.Warning, Source: "firmware",
@@ -113,7 +116,7 @@ func (a *App) firmwareStatus(context.Context) (console.FirmwareStatus, error) {
 		return out, err
 	}
 	out.Slot = string(st.Booted)
-	out.Trial = st.Trial == st.Booted && st.Default != st.Booted
+	out.Trial = st.Default != st.Booted
 	other := st.Booted.Other()
 	if v := st.Versions[other]; v != "" {
 		out.Standby = fmt.Sprintf("slot %s: %s", other, v)

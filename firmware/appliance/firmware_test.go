@@ -14,7 +14,9 @@ import (
 )
 
 // trialSlots makes a boot directory with slot a confirmed (1.0.0) and slot b
-// installed (1.1.0) and armed for its one trial boot.
+// installed (1.1.0) and armed for its one trial boot, then powers on: the
+// bootloader (slots.Boot, the rule grub.cfg implements) clears the trial flag
+// and boots b.
 func trialSlots(t *testing.T) *slots.Manager {
 	t.Helper()
 	pub, key, err := ed25519.GenerateKey(nil)
@@ -47,6 +49,9 @@ func trialSlots(t *testing.T) *slots.Manager {
 	if _, err := m.Install(context.Background(), mk("1.1.0"), slots.A, nil); err != nil {
 		t.Fatal(err)
 	}
+	if booted, _, err := m.Boot(); err != nil || booted != slots.B {
+		t.Fatalf("power-on booted %q (%v), want the trial slot b", booted, err)
+	}
 	return m
 }
 
@@ -56,8 +61,8 @@ func trialSlots(t *testing.T) *slots.Manager {
 func TestTrialBootConfirmedOnlyWhenHealthy(t *testing.T) {
 	m := trialSlots(t)
 	st, err := m.Status(slots.B)
-	if err != nil || st.Trial != slots.B || st.Default != slots.A {
-		t.Fatalf("set-up: %+v %v", st, err)
+	if err != nil || st.Trial != "" || st.Default != slots.A {
+		t.Fatalf("set-up: after the trial boot began, want no trial flag and default a: %+v %v", st, err)
 	}
 	// A camera that never answers: recording is not healthy, no confirm.
 	r := startRigNoWait(t, Options{Firmware: &Firmware{Slots: m, Booted: slots.B, ConfirmAfter: time.Second},
@@ -85,4 +90,8 @@ func TestTrialBootConfirmedOnlyWhenHealthy(t *testing.T) {
 		st, err := m.Status(slots.B)
 		return err == nil && st.Default == slots.B && st.Trial == ""
 	})
+	// The next power-on boots b: it is the default now.
+	if booted, _, err := m.Boot(); err != nil || booted != slots.B {
+		t.Errorf("after confirmation power-on booted %q (%v), want b", booted, err)
+	}
 }
