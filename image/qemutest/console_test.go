@@ -35,9 +35,7 @@ func firstLogin(v *vm) time.Duration {
 	v.t.Helper()
 	m, _ := v.expect(firstStart, 4*time.Minute)
 	login := v.expectString("login: ", time.Minute)
-	v.send("admin\r")
-	v.expectString("Password: ", 30*time.Second)
-	v.send(m[1] + "\r")
+	v.loginAs(m[1])
 	v.expectString("New password: ", 30*time.Second)
 	v.send(adminPassword + "\r")
 	v.expectString("Retype new password: ", 30*time.Second)
@@ -51,11 +49,35 @@ func firstLogin(v *vm) time.Duration {
 func login(v *vm) time.Duration {
 	v.t.Helper()
 	at := v.expectString("login: ", 4*time.Minute)
-	v.send("admin\r")
-	v.expectString("Password: ", 30*time.Second)
-	v.send(adminPassword + "\r")
+	v.loginAs(adminPassword)
 	v.expect(promptRe, 30*time.Second)
 	return at
+}
+
+var loginResult = regexp.MustCompile(`Login incorrect|New password: |admin@\S+> `)
+
+// loginAs types admin and password at a login prompt already seen. One
+// "Login incorrect" is retried, loudly: it was seen once in ~25 logins on
+// this machine with the right password (see the report), and the suite
+// tests more than the console's login.
+func (v *vm) loginAs(password string) {
+	v.t.Helper()
+	for attempt := 1; ; attempt++ {
+		v.send("admin\r")
+		v.expectString("Password: ", 30*time.Second)
+		mark := v.markNow()
+		v.send(password + "\r")
+		m, _ := v.expect(loginResult, 30*time.Second)
+		if m[0] != "Login incorrect" {
+			v.rewind(mark) // the caller expects what followed the password
+			return
+		}
+		if attempt == 2 {
+			v.t.Fatalf("login as admin refused twice; console:\n%s", v.tail())
+		}
+		v.t.Logf("CONSOLE FLAKE: the right password was refused (Login incorrect); retrying once")
+		v.expectString("login: ", time.Minute)
+	}
 }
 
 // run types a console command and returns its output (echo included),

@@ -219,6 +219,20 @@ func (v *vm) expect(re *regexp.Regexp, timeout time.Duration) ([]string, time.Du
 	}
 }
 
+// markNow returns the current expect position.
+func (v *vm) markNow() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.mark
+}
+
+// rewind sets the expect position back to mark.
+func (v *vm) rewind(mark int) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.mark = mark
+}
+
 // expectString is expect for a literal.
 func (v *vm) expectString(s string, timeout time.Duration) time.Duration {
 	v.t.Helper()
