@@ -16,6 +16,9 @@ type child struct {
 	done   chan struct{}
 	stopFn func() // for processes started elsewhere (interop.Server)
 	once   sync.Once
+	// signaled: SIGINT was sent. It is sent once: ffmpeg aborts its output
+	// I/O on a second one, leaving the last segment without its moov.
+	signaled bool
 }
 
 // startChild starts name with args in dir, its output kept in a bounded
@@ -57,7 +60,8 @@ func (c *child) output() string {
 
 // interrupt sends SIGINT to a process started here (stop waits for it).
 func (c *child) interrupt() {
-	if c.cmd != nil && !c.exited() {
+	if c.cmd != nil && !c.exited() && !c.signaled {
+		c.signaled = true
 		_ = c.cmd.Process.Signal(os.Interrupt)
 	}
 }
@@ -69,7 +73,7 @@ func (c *child) stop() {
 			c.stopFn()
 			return
 		}
-		_ = c.cmd.Process.Signal(os.Interrupt)
+		c.interrupt()
 		select {
 		case <-c.done:
 		case <-time.After(10 * time.Second):

@@ -183,6 +183,9 @@ func runCount(ctx context.Context, cfg config, t tools, dir string, n int) ([]re
 		results = append(results, r)
 		logf("%d cameras: %s: %.3f %% of a core per camera, %.2f MiB per camera, kept %d of %d frames",
 			n, which, r.cpuPerCamPct, r.rssPerCamMiB, r.kept, r.sent)
+		if cfg.keepTemp {
+			continue
+		}
 		if err := os.RemoveAll(rdir); err != nil {
 			return results, err
 		}
