@@ -23,12 +23,15 @@ vet:
 lint: deps vet
 	$(GOBIN)/staticcheck ./...
 
-# The pair's namespace-rig tests (TestRig*: failover timings, the lossy-link
-# soak) measure sub-second behaviour, so they run alone after the rest: run in
-# parallel with ffmpeg, MediaMTX and QEMU on a 2-core machine they measure the
-# test machine's overload, not the pair.
+# Tests that measure real time run alone after the parallel suite: the pair's
+# namespace-rig tests (TestRig*: failover timings, the lossy-link soak) and the
+# recorder's end-to-end tests (real-time RTSP from the simulator and MediaMTX,
+# frame counts checked against what was sent). Run in parallel with the rest
+# on a 2-core machine they measure the test machine's overload.
+SERIAL_PKGS := ./recorder/e2etest/
 test: deps lint build
-	$(GO) test $(TESTFLAGS) -skip '^TestRig' ./...
+	$(GO) test $(TESTFLAGS) -skip '^TestRig' $$($(GO) list ./... | grep -v '/recorder/e2etest$$')
+	$(GO) test $(TESTFLAGS) -p 1 $(SERIAL_PKGS)
 	$(GO) test $(TESTFLAGS) -p 1 -run '^TestRig' ./firmware/cluster/...
 
 demo: build
