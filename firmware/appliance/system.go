@@ -222,3 +222,26 @@ func (s *system) TestCamera(ctx context.Context, c config.Camera) (string, error
 	}
 	return probeCamera(ctx, cam, s.a.opts.Session, 15*time.Second)
 }
+
+func (s *system) Board(context.Context) (console.BoardStatus, error) {
+	bs, ok := s.a.boardStatus()
+	if !ok {
+		return console.BoardStatus{}, console.ErrNoBoard
+	}
+	model := "test board"
+	if s.a.opts.Board != nil {
+		model = s.a.opts.Board.Model
+	}
+	out := console.BoardStatus{Model: model, WatchdogReset: bs.WatchdogReset}
+	for _, p := range bs.PSUs {
+		out.PSUs = append(out.PSUs, console.PSUStatus{Name: p.Name, Present: p.Present, Faults: p.Faults,
+			VIn: p.Reading.VIn, POut: p.Reading.POut, TempC: p.Reading.Temperature, Err: p.Err})
+	}
+	for _, b := range bs.Bays {
+		out.Bays = append(out.Bays, console.BayStatus{Name: b.Name, Present: b.Present, Fault: b.Fault, Locate: b.Locate})
+	}
+	for _, ar := range bs.Arrays {
+		out.Arrays = append(out.Arrays, console.ArrayStatus{Name: ar.Name, Recording: ar.Recording, Health: ar.Health.String(), Progress: ar.Progress, Err: ar.Err})
+	}
+	return out, nil
+}

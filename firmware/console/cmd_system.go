@@ -313,3 +313,57 @@ func (s *session) power(ctx context.Context, a parsedArgs, word, verb string, do
 	s.c.printf("%s requested\n", word)
 	return nil
 }
+
+func runShowBoard(ctx context.Context, s *session, a parsedArgs) error {
+	if len(a.pos) > 0 {
+		return usagef("no arguments expected")
+	}
+	b, err := s.c.opts.System.Board(ctx)
+	if err != nil {
+		return fmt.Errorf("board: %w", err)
+	}
+	if a.has("json") {
+		return s.printJSON(b)
+	}
+	yes := func(v bool, y, n string) string {
+		if v {
+			return y
+		}
+		return n
+	}
+	var out strings.Builder
+	fmt.Fprintf(&out, "board %s\n", sanitize(b.Model))
+	if b.WatchdogReset {
+		out.WriteString("last reset: by the hardware watchdog\n")
+	}
+	for _, p := range b.PSUs {
+		state := yes(p.Present, "present", "ABSENT")
+		if len(p.Faults) > 0 {
+			state = "FAULT " + strings.Join(p.Faults, ",")
+		}
+		fmt.Fprintf(&out, "  psu   %-8s %-28s in %.1f V  out %.0f W  %.0f C", sanitize(p.Name), sanitize(state), p.VIn, p.POut, p.TempC)
+		if p.Err != "" {
+			fmt.Fprintf(&out, "  (%s)", sanitize(p.Err))
+		}
+		out.WriteString("\n")
+	}
+	for _, bay := range b.Bays {
+		fmt.Fprintf(&out, "  bay   %-8s %s%s%s\n", sanitize(bay.Name), yes(bay.Present, "drive present", "EMPTY"),
+			yes(bay.Fault, ", fault LED on", ""), yes(bay.Locate, ", locate LED on", ""))
+	}
+	for _, ar := range b.Arrays {
+		line := fmt.Sprintf("  raid  %-8s %s", sanitize(ar.Name), sanitize(ar.Health))
+		if ar.Progress >= 0 {
+			line += fmt.Sprintf(", sync %.0f%%", ar.Progress*100)
+		}
+		if ar.Recording {
+			line += " (recording volume)"
+		}
+		if ar.Err != "" {
+			line += " (" + sanitize(ar.Err) + ")"
+		}
+		out.WriteString(line + "\n")
+	}
+	s.c.printf("%s", out.String())
+	return nil
+}

@@ -29,6 +29,7 @@ func commands() []*command {
 		{name: "help", args: "[COMMAND [SUBCOMMAND]]", summary: "list commands, or explain one", role: config.RoleViewer, run: runHelp},
 		{name: "show", summary: "show the recorder's state", subs: []*command{
 			{name: "status", args: "[--json]", summary: "cameras recording, retention held, alarms", role: config.RoleViewer, json: true, run: runShowStatus},
+			{name: "board", args: "[--json]", summary: "PSUs, drive bays and RAID arrays", role: config.RoleViewer, json: true, run: runShowBoard},
 		}},
 		camerasCommand(),
 		storageCommand(),

@@ -91,7 +91,7 @@ func TestCommandsJSON(t *testing.T) {
 	e := newCmdEnv(t)
 	e.exec(t, "root", "tokens create vms viewer")
 	for _, line := range []string{
-		"show status --json", "cameras list --json", "storage status --json", "storage retention --json",
+		"show status --json", "show board --json", "cameras list --json", "storage status --json", "storage retention --json",
 		"network show --json", "time show --json", "users list --json", "tokens list --json",
 		"events --json", "events --json --audit --limit 2", "firmware status --json",
 	} {
@@ -200,6 +200,10 @@ func TestCommands(t *testing.T) {
 		{user: "root", line: "firmware status", want: "running: 1.2.3"},
 		{user: "root", line: "storage status", want: "6.0 TiB used of 8.0 TiB (75%)"},
 		{user: "root", line: "show status extra", err: true, want: "no arguments"},
+		{user: "root", line: "show board", want: "FAULT VIN_UV_FAULT"},
+		{user: "root", line: "show board", want: "EMPTY, fault LED on"},
+		{user: "root", line: "show board", want: "raid  md0      degraded, sync 42% (recording volume)"},
+		{user: "root", line: "show board", want: "last reset: by the hardware watchdog"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.user+" "+tt.line, func(t *testing.T) {

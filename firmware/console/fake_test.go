@@ -45,6 +45,14 @@ func (f *fakeSystem) Status(context.Context) (Status, error) {
 	return f.status, nil
 }
 
+func (f *fakeSystem) Board(context.Context) (BoardStatus, error) {
+	return BoardStatus{Model: "nvr-2u", WatchdogReset: true,
+		PSUs:   []PSUStatus{{Name: "psu1", Present: true, VIn: 230, POut: 180, TempC: 38}, {Name: "psu2", Present: true, Faults: []string{"VIN_UV_FAULT"}}},
+		Bays:   []BayStatus{{Name: "bay0", Present: true}, {Name: "bay1", Present: false, Fault: true}},
+		Arrays: []ArrayStatus{{Name: "md0", Recording: true, Health: "degraded", Progress: 0.42}},
+	}, nil
+}
+
 func (f *fakeSystem) TestCamera(_ context.Context, c config.Camera) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"errors"
 	"io"
 	"time"
 
@@ -32,6 +33,9 @@ type System interface {
 	SetClock(ctx context.Context, t time.Time) error
 	// Firmware describes the running and standby firmware slots.
 	Firmware(ctx context.Context) (FirmwareStatus, error)
+	// Board describes the hardware for "show board": PSUs, drive bays and md
+	// arrays of the board profile (ErrNoBoard without one).
+	Board(ctx context.Context) (BoardStatus, error)
 	// Events returns up to limit recent system events (alarms raised and
 	// cleared, camera sessions, store recovery), newest first.
 	Events(ctx context.Context, limit int) ([]Event, error)
@@ -123,4 +127,45 @@ type ConfigStore interface {
 	EnsureAdmin(actor string) (password string, created bool, err error)
 	Export(w io.Writer) error
 	Import(actor, source string, r io.Reader) (config.Change, error)
+}
+
+// ErrNoBoard: the appliance runs without a board profile (demo, tests).
+var ErrNoBoard = errors.New("no board profile in use (nvrd run --board)")
+
+// BoardStatus is the hardware's health for "show board".
+type BoardStatus struct {
+	Model string `json:"model"`
+	// WatchdogReset is set when the last reset was done by the watchdog.
+	WatchdogReset bool          `json:"watchdog_reset"`
+	PSUs          []PSUStatus   `json:"psus"`
+	Bays          []BayStatus   `json:"bays"`
+	Arrays        []ArrayStatus `json:"arrays"`
+}
+
+// PSUStatus is one power supply.
+type PSUStatus struct {
+	Name    string   `json:"name"`
+	Present bool     `json:"present"`
+	Faults  []string `json:"faults"`
+	VIn     float64  `json:"input_volts"`
+	POut    float64  `json:"output_watts"`
+	TempC   float64  `json:"temperature_celsius"`
+	Err     string   `json:"error,omitempty"`
+}
+
+// BayStatus is one drive bay.
+type BayStatus struct {
+	Name    string `json:"name"`
+	Present bool   `json:"present"`
+	Fault   bool   `json:"fault_led"`
+	Locate  bool   `json:"locate_led"`
+}
+
+// ArrayStatus is one md RAID array.
+type ArrayStatus struct {
+	Name      string  `json:"name"`
+	Recording bool    `json:"recording_volume"`
+	Health    string  `json:"health"`
+	Progress  float64 `json:"sync_progress"` // 0..1, -1 when no sync runs
+	Err       string  `json:"error,omitempty"`
 }
