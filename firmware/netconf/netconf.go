@@ -104,12 +104,16 @@ type Applier struct {
 	resolvConf string
 }
 
-// NewApplier returns an applier using h (nil: the caller's network
-// namespace) that writes DNS settings to resolvConf ("" to leave DNS alone).
+// NewApplier returns an applier using h (nil: a route-family netlink socket
+// in the caller's network namespace) that writes DNS settings to resolvConf
+// ("" to leave DNS alone).
 func NewApplier(h *netlink.Handle, resolvConf string) (*Applier, error) {
 	if h == nil {
+		// Only the route family: NewHandle() with no family also opens XFRM
+		// and NETFILTER sockets, which a kernel without xfrm_user or
+		// nfnetlink refuses ("protocol not supported").
 		var err error
-		if h, err = netlink.NewHandle(); err != nil {
+		if h, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
 			return nil, fmt.Errorf("netconf: open netlink: %w", err)
 		}
 	}
