@@ -102,6 +102,10 @@ func classify(c ringstore.Codec, nalu []byte) naluKind {
 type videoFormat struct {
 	width, height int
 	fps           float64
+	// noReorder: the SPS says pictures are never reordered (H.264 POC type
+	// 2, max_num_reorder_frames 0, or Baseline; H.265 every
+	// sps_max_num_reorder_pics 0), so decoding time is presentation time.
+	noReorder bool
 }
 
 // videoTrack turns one H.264/H.265 track's depacketized access units into
@@ -144,7 +148,12 @@ func (v *videoTrack) learn(p paramSets) {
 	}
 	if len(p.sps) > 0 && !bytes.Equal(p.sps, v.latest.sps) {
 		v.latest.sps = clone(p.sps)
-		v.format = parseSPS(v.codec, p.sps)
+		// An SPS mediacommon cannot parse keeps the last good format: a
+		// zero format would also lose noReorder and let the DTS extractor
+		// guess offsets for a stream that never reorders.
+		if f := parseSPS(v.codec, p.sps); f.width > 0 {
+			v.format = f
+		}
 	}
 	if len(p.pps) > 0 {
 		v.latest.pps = clone(p.pps)
@@ -161,13 +170,18 @@ func parseSPS(c ringstore.Codec, sps []byte) videoFormat {
 	if c == ringstore.CodecH265 {
 		var s h265.SPS
 		if s.Unmarshal(sps) == nil {
-			f = videoFormat{width: s.Width(), height: s.Height(), fps: s.FPS()}
+			f = videoFormat{width: s.Width(), height: s.Height(), fps: s.FPS(), noReorder: len(s.MaxNumReorderPics) > 0}
+			for _, n := range s.MaxNumReorderPics {
+				f.noReorder = f.noReorder && n == 0
+			}
 		}
 		return f
 	}
 	var s h264.SPS
 	if s.Unmarshal(sps) == nil {
 		f = videoFormat{width: s.Width(), height: s.Height(), fps: s.FPS()}
+		f.noReorder = s.PicOrderCntType == 2 || s.ProfileIdc == 66 ||
+			(s.VUI != nil && s.VUI.BitstreamRestriction != nil && s.VUI.BitstreamRestriction.MaxNumReorderFrames == 0)
 	}
 	return f
 }
@@ -276,6 +290,12 @@ func (v *videoTrack) commit() {
 // tick pts. Extractor failures (unusual streams, corrupt slices) fall back to
 // DTS = PTS until the next keyframe.
 func (v *videoTrack) dts(au videoAU, pts int64) (dts int64) {
+	if v.format.noReorder {
+		// Without reordering decoding time is presentation time; the
+		// extractor would only guess, and at a timestamp seam (a camera's
+		// clock reset, a looping source) it guesses a bogus offset.
+		return pts
+	}
 	if au.key {
 		if v.dtsBroken {
 			v.resetDTS()
