@@ -14,6 +14,7 @@ import (
 	"github.com/nvrfw/nvr/firmware/events"
 	"github.com/nvrfw/nvr/recorder"
 	"github.com/nvrfw/nvr/recorder/clip"
+	"github.com/nvrfw/nvr/ringstore"
 )
 
 // backend shows the appliance through the HTTP API.
@@ -38,15 +39,20 @@ func (b *backend) Authenticate(_ context.Context, token string) (api.Principal, 
 func (b *backend) Status(context.Context) (api.Status, error) {
 	a := b.a
 	host, _ := os.Hostname()
-	h := a.Health()
+	rec, recErr := a.current()
+	var st ringstore.Stats
+	h := Health{Failing: []string{fmt.Sprint(recErr)}}
+	if recErr == nil {
+		st = rec.store.Stats()
+		h = a.healthOf(rec, st)
+	}
 	out := api.Status{
 		Hostname: host, Version: a.opts.Version, Uptime: api.Duration(a.opts.Now().Sub(a.started)),
 		Healthy: h.OK, Problems: append(append([]string{}, h.Failing...), h.Warnings...),
 		Alarms:     []api.Alarm{},
 		Components: []api.Component{},
 	}
-	if rec, err := a.current(); err == nil {
-		st := rec.store.Stats()
+	if recErr == nil {
 		out.Storage = api.StorageStatus{
 			CapacityBytes: st.Capacity, UsedBytes: st.Used, WriteBytesSec: st.WriteRate, Oldest: oldestFootage(st),
 			CommitP99: api.Duration(st.CommitLatencyP99), SuspectSlots: len(st.SuspectSlots),

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/nvrfw/nvr/recorder"
+	"github.com/nvrfw/nvr/ringstore"
 )
 
 // Health is the appliance's health as the watchdog and /healthz see it.
@@ -23,14 +24,18 @@ type Health struct {
 
 // Health evaluates the appliance's health now.
 func (a *App) Health() Health {
-	var h Health
-	now := a.opts.Now()
 	rec, err := a.current()
 	if err != nil {
-		h.Failing = append(h.Failing, err.Error())
-		return h
+		return Health{Failing: []string{err.Error()}}
 	}
-	st := rec.store.Stats()
+	return a.healthOf(rec, rec.store.Stats())
+}
+
+// healthOf evaluates health from stats the caller already read (the status
+// and metrics paths read them once for both).
+func (a *App) healthOf(rec *recording, st ringstore.Stats) Health {
+	var h Health
+	now := a.opts.Now()
 	if len(st.SuspectSlots) > 0 {
 		h.Warnings = append(h.Warnings, fmt.Sprintf("store: %d slot(s) sealed suspect after write or sync failures: %v", len(st.SuspectSlots), st.SuspectSlots))
 	}

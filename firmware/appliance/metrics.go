@@ -68,11 +68,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	cnt := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
 	}
-	h := 0.0
-	if c.a.Health().OK {
-		h = 1
-	}
-	g(c.healthy, h)
 	bySev := map[string]float64{"info": 0, "warning": 0, "critical": 0}
 	for _, al := range c.a.hub.Alarms() {
 		bySev[string(al.Severity)]++
@@ -86,9 +81,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	c.collectHardware(g, cnt)
 	rec, err := c.a.current()
 	if err != nil {
+		g(c.healthy, 0) // recording is (re)starting
 		return
 	}
 	st := rec.store.Stats()
+	h := 0.0
+	if c.a.healthOf(rec, st).OK {
+		h = 1
+	}
+	g(c.healthy, h)
 	g(c.capacity, float64(st.Capacity))
 	g(c.used, float64(st.Used))
 	g(c.writeRate, st.WriteRate)
