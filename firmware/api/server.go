@@ -120,6 +120,8 @@ func (s *Server) table() []route {
 		{"GET", "/api/v1/export", true, s.export},
 		{"HEAD", "/api/v1/export", true, s.export},
 		{"GET", "/api/v1/events", true, s.events},
+		{"GET", "/api/v1/cluster", true, s.cluster},
+		{"POST", "/api/v1/cluster/switchover", true, s.clusterSwitchover},
 	}
 }
 

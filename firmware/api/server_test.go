@@ -347,6 +347,7 @@ func TestOpenAPIMatchesServer(t *testing.T) {
 		"Component": Component{}, "Camera": Camera{}, "Recordings": Recordings{}, "Span": Span{}, "Gap": Gap{},
 		"Event": Event{}, "Error": apiError{},
 		"BoardStatus": BoardStatus{}, "PSUStatus": PSUStatus{}, "BayStatus": BayStatus{}, "ArrayStatus": ArrayStatus{},
+		"ClusterStatus": ClusterStatus{}, "ClusterMember": ClusterMember{}, "ClusterLink": ClusterLink{}, "MirrorStatus": MirrorStatus{},
 	}
 	for name, v := range types {
 		schema, ok := doc.Components.Schemas[name]

@@ -97,6 +97,10 @@ type Options struct {
 	// commit tick before health fails; 0 means 10 commit intervals, at least 10s.
 	CommitStallAfter time.Duration
 
+	// Cluster, when set, makes this appliance a data node of a pair (see
+	// ClusterOptions); nil records on its own.
+	Cluster *ClusterOptions
+
 	// Version and BuildID are the firmware's, shown in status.
 	Version, BuildID string
 	// Logger is the program's logger; nil discards.
@@ -140,6 +144,8 @@ type App struct {
 
 	restart chan restartRequest
 	power   chan error // ErrRebootRequested or ErrShutdownRequested
+
+	cl clusterState // the pair's view; unused outside a pair
 }
 
 // restartRequest asks the recording scope to restart, formatting the volume
@@ -169,6 +175,13 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if opts.Console != nil && opts.ConfigPath == "" {
 		return errors.New("appliance: a console needs a configuration database (ConfigPath)")
 	}
+	if opts.Cluster != nil {
+		c := *opts.Cluster
+		if err := c.validate(); err != nil {
+			return fmt.Errorf("appliance: %w", err)
+		}
+		opts.Cluster = &c
+	}
 	a := &App{
 		opts: opts, log: opts.Logger, started: opts.Now(),
 		restart: make(chan restartRequest), power: make(chan error, 1),
@@ -187,6 +200,9 @@ func Run(ctx context.Context, opts Options) (err error) {
 
 	a.registry = prometheus.NewRegistry()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newCollector(a))
+	if opts.Cluster != nil {
+		a.registry.MustRegister(newClusterCollector(a))
+	}
 
 	var comps []Component
 	var apiLn net.Listener

@@ -125,7 +125,7 @@ func knownStream(rec *recording, name string) bool {
 		return false
 	}
 	for _, s := range streams {
-		if s.Name == name {
+		if _, _, backfill := ringstore.SplitBackfillName(s.Name); !backfill && s.Name == name {
 			return true
 		}
 	}
@@ -140,7 +140,10 @@ func (b *backend) Recordings(_ context.Context, camera string, from, to time.Tim
 	if !knownStream(rec, camera) {
 		return api.Recordings{}, fmt.Errorf("camera %q: %w", camera, api.ErrNotFound)
 	}
-	spans, gaps, err := rec.store.Spans(camera, from, to)
+	// Merged with the camera's backfill streams (footage the pair's other
+	// node recorded of a window this one also holds): one camera, whole
+	// history.
+	spans, gaps, err := rec.store.MergedSpans(camera, from, to)
 	if err != nil {
 		return api.Recordings{}, fmt.Errorf("search recordings of %s: %w", camera, err)
 	}
@@ -162,7 +165,7 @@ func (b *backend) Export(ctx context.Context, camera string, from, to time.Time)
 	if !knownStream(rec, camera) {
 		return nil, fmt.Errorf("camera %q: %w", camera, api.ErrNotFound)
 	}
-	plan, err := rec.clips.Prepare(ctx, clip.SourceFunc(rec.store.Frames), clip.Options{Stream: camera, From: from, To: to})
+	plan, err := rec.clips.Prepare(ctx, clip.SourceFunc(rec.store.MergedFrames), clip.Options{Stream: camera, From: from, To: to})
 	if errors.Is(err, clip.ErrNoFootage) {
 		return nil, fmt.Errorf("no footage of %s in that range: %w", camera, api.ErrNotFound)
 	}

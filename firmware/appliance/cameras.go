@@ -10,8 +10,12 @@ import (
 )
 
 // desiredCameras is what should record: the command line's cameras and the
-// configuration's enabled ones (the command line wins a name clash).
+// configuration's enabled ones (the command line wins a name clash); none on
+// the standby of a pair (see cluster.go).
 func (a *App) desiredCameras() ([]recorder.Camera, error) {
+	if !a.recordsNow() {
+		return nil, nil
+	}
 	out := append([]recorder.Camera(nil), a.opts.Cameras...)
 	if a.cfg == nil {
 		return out, nil

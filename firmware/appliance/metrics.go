@@ -5,6 +5,7 @@ import (
 
 	"github.com/nvrfw/nvr/board/mdraid"
 	"github.com/nvrfw/nvr/recorder"
+	"github.com/nvrfw/nvr/ringstore"
 )
 
 // collector exposes the appliance's state to Prometheus, read at scrape time
@@ -100,6 +101,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	g(c.suspect, float64(len(st.SuspectSlots)))
 	cnt(c.alarmsTotal, float64(st.AlarmCount))
 	for _, s := range st.Streams {
+		if _, _, backfill := ringstore.SplitBackfillName(s.Name); backfill {
+			continue // merged into its camera's footage on reads
+		}
 		if !s.First.IsZero() {
 			g(c.retention, s.Last.Sub(s.First).Seconds(), s.Name)
 		}

@@ -129,8 +129,11 @@ func (a *App) runRecording(ctx context.Context, ready func()) (req restartReques
 	if err := mgr.Set(cams); err != nil {
 		return req, nil, fmt.Errorf("start camera sessions: %w", err)
 	}
-	sup, err := NewSupervisor(SupervisorOptions{Logger: a.log.With("component", "supervisor")},
-		Component{Name: "camera-events", Run: func(ctx context.Context) error { return a.watchCameras(ctx, rec) }})
+	comps := []Component{{Name: "camera-events", Run: func(ctx context.Context) error { return a.watchCameras(ctx, rec) }}}
+	if a.inCluster() {
+		comps = append(comps, a.clusterComponent(rec))
+	}
+	sup, err := NewSupervisor(SupervisorOptions{Logger: a.log.With("component", "supervisor")}, comps...)
 	if err != nil {
 		return req, nil, err
 	}

@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"runtime/pprof"
 	"strings"
 	"time"
 
 	"github.com/nvrfw/nvr/firmware/appliance"
+	"github.com/nvrfw/nvr/firmware/cluster"
+	"github.com/nvrfw/nvr/firmware/cluster/heartbeat"
+	"github.com/nvrfw/nvr/firmware/cluster/pairing"
 	"github.com/nvrfw/nvr/recorder"
 )
 
@@ -61,7 +65,15 @@ last commit is made durable). Cameras come from the configuration and from
 
 examples:
   nvrd run --data /data --camera lobby=rtsp://admin:secret@10.0.0.21/stream1
-  nvrd run --data ./var/store --camera cam1=rtsp://127.0.0.1:8554/cam1 --api 127.0.0.1:8080 --api-token demo`,
+  nvrd run --data ./var/store --camera cam1=rtsp://127.0.0.1:8554/cam1 --api 127.0.0.1:8080 --api-token demo
+
+As a data node of a pair (--cluster-dir holds the imported pairing bundle;
+raft and mirror state go under it): cameras record only while this node is
+the primary; the primary mirrors its store to the standby.
+  nvrd run --data /data --config /cfg/nvr.db --cluster-dir /cfg/cluster --cluster-id primary \
+      --cluster-peers primary=10.0.0.1:7100,standby=10.0.0.2:7100,witness=10.0.0.3:7100/witness \
+      --heartbeat dedicated=10.78.0.1:7200/10.78.0.2:7200 --heartbeat lan=10.0.0.1:7201/10.0.0.2:7201 \
+      --vip 10.0.0.100 --vip-iface eth0`,
 		Flags: func(fs *flag.FlagSet) func(context.Context, Env, []string) error {
 			var (
 				data      = fs.String("data", "", "the formatted recording volume (see nvrd store format); required")
@@ -83,7 +95,9 @@ examples:
 				confirmIn = fs.Duration("confirm-after", time.Minute, "how long recording must be healthy before a trial boot is confirmed")
 				cams      cameraFlags
 				tokens    stringsFlag
+				cl        clusterFlags
 			)
+			cl.register(fs)
 			fs.Var(&cams, "camera", "NAME=URL of a camera to record (repeatable)")
 			fs.Var(&tokens, "api-token", "a bearer token the API accepts (repeatable; tokens are normally created on the console)")
 			return func(ctx context.Context, env Env, args []string) error {
@@ -161,6 +175,9 @@ examples:
 					}
 					opts.Firmware = fw
 				}
+				if opts.Cluster, err = cl.options(); err != nil {
+					return err
+				}
 				if *cpuProf != "" {
 					stop, err := startCPUProfile(*cpuProf)
 					if err != nil {
@@ -190,4 +207,62 @@ func startCPUProfile(path string) (func(), error) {
 		pprof.StopCPUProfile()
 		f.Close()
 	}, nil
+}
+
+// clusterFlags are nvrd run's flags for a node of a pair.
+type clusterFlags struct {
+	dir, id, peers, bind, vip, vipIface, mirrorBind *string
+	heartbeats                                      stringsFlag
+}
+
+func (c *clusterFlags) register(fs *flag.FlagSet) {
+	c.dir = fs.String("cluster-dir", "", "run as a data node of a pair: `directory` holding the imported pairing bundle (raft and mirror state are kept under it)")
+	c.id = fs.String("cluster-id", "", "this node's `ID` in the pair (as in its pairing bundle; default the bundle's)")
+	c.peers = fs.String("cluster-peers", "", "the three voters: `id=host:port,id=host:port,id=host:port/witness`")
+	c.bind = fs.String("cluster-bind", "", "raft listen `address` (default this node's --cluster-peers address)")
+	c.vip = fs.String("vip", "", "the pair's service `address` (IPv4 or IPv6), held by the primary")
+	c.vipIface = fs.String("vip-iface", "", "the LAN `interface` the VIP is answered on")
+	c.mirrorBind = fs.String("mirror-bind", "", "mirror receiver listen `address` (default :7445)")
+	fs.Var(&c.heartbeats, "heartbeat", "a heartbeat path `name=local-ip:port/peer-ip:port` (repeatable; dedicated link first)")
+}
+
+// options returns the appliance's cluster options, nil without --cluster-dir.
+func (c *clusterFlags) options() (*appliance.ClusterOptions, error) {
+	if *c.dir == "" {
+		if *c.peers != "" || *c.vip != "" || len(c.heartbeats) > 0 {
+			return nil, usageErrorf("--cluster-peers, --vip and --heartbeat need --cluster-dir")
+		}
+		return nil, nil
+	}
+	b, err := pairing.Load(*c.dir)
+	if err != nil {
+		return nil, fmt.Errorf("--cluster-dir: %w", err)
+	}
+	o := &appliance.ClusterOptions{ID: *c.id, Bind: *c.bind, Dir: *c.dir, Pairing: b, VIPLink: *c.vipIface, MirrorBind: *c.mirrorBind}
+	if o.ID == "" {
+		o.ID = b.NodeID
+	}
+	if o.Peers, err = cluster.ParsePeers(*c.peers); err != nil || len(o.Peers) != 3 {
+		return nil, usageErrorf("--cluster-peers %q: want the three voters (%v)", *c.peers, err)
+	}
+	if *c.vip != "" {
+		if o.VIP, err = netip.ParseAddr(*c.vip); err != nil {
+			return nil, usageErrorf("--vip: %v", err)
+		}
+		if o.VIPLink == "" {
+			return nil, usageErrorf("--vip needs --vip-iface")
+		}
+	}
+	for _, h := range c.heartbeats {
+		name, rest, ok := strings.Cut(h, "=")
+		local, peer, ok2 := strings.Cut(rest, "/")
+		if !ok || !ok2 || name == "" || local == "" || peer == "" {
+			return nil, usageErrorf("--heartbeat %q: want name=local-ip:port/peer-ip:port", h)
+		}
+		o.Heartbeat = append(o.Heartbeat, heartbeat.Path{Name: name, Local: local, Peer: peer})
+	}
+	if len(o.Heartbeat) == 0 {
+		return nil, usageErrorf("--cluster-dir needs at least one --heartbeat path")
+	}
+	return o, nil
 }

@@ -30,6 +30,7 @@ func commands() []*command {
 		{name: "show", summary: "show the recorder's state", subs: []*command{
 			{name: "status", args: "[--json]", summary: "cameras recording, retention held, alarms", role: config.RoleViewer, json: true, run: runShowStatus},
 			{name: "board", args: "[--json]", summary: "PSUs, drive bays and RAID arrays", role: config.RoleViewer, json: true, run: runShowBoard},
+			clusterShowCommand(),
 		}},
 		camerasCommand(),
 		storageCommand(),
@@ -38,6 +39,7 @@ func commands() []*command {
 		usersCommand(),
 		tokensCommand(),
 		configCommand(),
+		clusterCommand(),
 		{name: "events", args: "[--audit | --system] [--limit N] [--json]", summary: "the event log and the configuration audit log, newest first",
 			role: config.RoleViewer, json: true, flags: map[string]flagKind{"audit": boolFlag, "system": boolFlag, "limit": valueFlag}, run: runEvents},
 		{name: "firmware", summary: "firmware slots", subs: []*command{

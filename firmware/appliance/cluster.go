@@ -1,0 +1,538 @@
+package appliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nvrfw/nvr/firmware/cluster"
+	"github.com/nvrfw/nvr/firmware/cluster/heartbeat"
+	"github.com/nvrfw/nvr/firmware/cluster/pairing"
+	"github.com/nvrfw/nvr/firmware/cluster/vip"
+	"github.com/nvrfw/nvr/firmware/events"
+	"github.com/nvrfw/nvr/recorder"
+	"github.com/nvrfw/nvr/ringstore/mirror"
+)
+
+// ClusterOptions makes the appliance one data node of a pair (see package
+// cluster): camera sessions run only while it is the primary, the primary
+// mirrors its store to the standby, and the standby takes over.
+type ClusterOptions struct {
+	// ID is this node's ID (as in its pairing bundle); required.
+	ID string
+	// Peers are the three voters, this node included; required.
+	Peers []cluster.Peer
+	// Bind is the raft/control listen address; default this node's Peers
+	// address.
+	Bind string
+	// Dir holds raft's state and the mirror state; required.
+	Dir string
+	// Pairing holds the pair's keys; required.
+	Pairing *pairing.Bundle
+	// Heartbeat lists the heartbeat paths, dedicated link first; the
+	// mirror ships over the first one that is up (to MirrorPort on the
+	// peer's host of that path). Required: without heartbeats there is no
+	// mirror path.
+	Heartbeat []heartbeat.Path
+	// VIP is the service address the primary holds; the zero value means
+	// none.
+	VIP netip.Addr
+	// VIPLink is the LAN interface the VIP is answered on; required with VIP.
+	VIPLink string
+	// MirrorBind is where this node's mirror receiver listens while it is
+	// the standby; default ":7445" (mirror.DefaultPort).
+	MirrorBind string
+	// MirrorPort is the port of the peer's receiver; default MirrorBind's.
+	MirrorPort int
+	// Timing is raft's timing; the zero value means cluster's defaults.
+	Timing cluster.Timing
+	// PrepareWait bounds how long a planned switchover waits for this
+	// node's cameras to commit frames before leadership moves; default 10 s.
+	PrepareWait time.Duration
+}
+
+func (o *ClusterOptions) validate() error {
+	if o.ID == "" || o.Dir == "" || o.Pairing == nil || len(o.Peers) != 3 {
+		return errors.New("cluster mode: ID, Dir, Pairing and three Peers are required")
+	}
+	if len(o.Heartbeat) == 0 {
+		return errors.New("cluster mode: at least one heartbeat path is required (the mirror ships over it)")
+	}
+	if o.VIP.IsValid() && o.VIPLink == "" {
+		return errors.New("cluster mode: a VIP needs its LAN interface (VIPLink)")
+	}
+	if o.MirrorBind == "" {
+		o.MirrorBind = ":" + strconv.Itoa(mirror.DefaultPort)
+	}
+	if o.MirrorPort == 0 {
+		_, p, err := net.SplitHostPort(o.MirrorBind)
+		if err != nil {
+			return fmt.Errorf("cluster mode: mirror bind %q: %w", o.MirrorBind, err)
+		}
+		if o.MirrorPort, err = strconv.Atoi(p); err != nil || o.MirrorPort == 0 {
+			return fmt.Errorf("cluster mode: mirror bind %q needs a port", o.MirrorBind)
+		}
+	}
+	if o.PrepareWait <= 0 {
+		o.PrepareWait = 10 * time.Second
+	}
+	return nil
+}
+
+// clusterState is the pair's view kept across recording scopes (the node
+// itself lives in one scope: it is restarted with the store).
+type clusterState struct {
+	mu        sync.Mutex
+	node      *cluster.Node    // nil while (re)starting
+	scope     *clusterScope    // nil while (re)starting
+	takeovers uint64           // times this node became primary
+	mirrorSt  *mirror.State    // shared by sender and receivers across scopes
+	lastHB    heartbeat.Status // for mismatch alarms
+}
+
+// clusterScope runs the pair's parts over one open store: the raft node,
+// the VIP, the mirror sender (while primary) and receiver (while standby).
+type clusterScope struct {
+	a      *App
+	rec    *recording
+	opts   ClusterOptions
+	log    *slog.Logger
+	node   *cluster.Node
+	sender *mirror.Sender
+	vipRun *vip.Manager  // nil without a VIP
+	mst    *mirror.State // the node's mirror state (sender and receivers)
+
+	mu        sync.Mutex
+	role      cluster.Role
+	epoch     uint64
+	preparing bool
+	receiver  *mirror.Receiver
+	term      context.CancelFunc // the running sender's or receiver's
+	termDone  chan struct{}
+	ctx       context.Context
+}
+
+// inCluster reports whether the appliance is a node of a pair.
+func (a *App) inCluster() bool { return a.opts.Cluster != nil }
+
+// recordsNow reports whether camera sessions should run: always outside a
+// pair; in a pair only on the primary (or while it prepares a takeover).
+func (a *App) recordsNow() bool {
+	if !a.inCluster() {
+		return true
+	}
+	a.cl.mu.Lock()
+	sc := a.cl.scope
+	a.cl.mu.Unlock()
+	if sc == nil {
+		return false
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.role == cluster.RolePrimary || sc.preparing
+}
+
+// clusterComponent is the recording scope's component running the pair's
+// parts. A restart makes a fresh node (raft reopens its state).
+func (a *App) clusterComponent(rec *recording) Component {
+	return Component{Name: "cluster", Run: func(ctx context.Context) error {
+		sc, err := a.newClusterScope(rec)
+		if err != nil {
+			return err
+		}
+		return sc.run(ctx)
+	}}
+}
+
+func (a *App) newClusterScope(rec *recording) (*clusterScope, error) {
+	o := *a.opts.Cluster
+	log := a.log.With("component", "cluster")
+	a.cl.mu.Lock()
+	if a.cl.mirrorSt == nil {
+		st, err := mirror.OpenState(filepath.Join(o.Dir, "mirror-state.json"))
+		if err != nil {
+			a.cl.mu.Unlock()
+			return nil, err
+		}
+		a.cl.mirrorSt = st
+	}
+	mst := a.cl.mirrorSt
+	a.cl.mu.Unlock()
+	sc := &clusterScope{a: a, rec: rec, opts: o, log: log, mst: mst}
+	nopts := cluster.Options{ID: o.ID, Bind: o.Bind, Peers: o.Peers, Dir: filepath.Join(o.Dir, "raft"), Pairing: o.Pairing,
+		Timing: o.Timing, OnRole: sc.onRole, Takeover: sc, Logger: log,
+		Heartbeat: heartbeat.Options{Paths: o.Heartbeat, FirmwareVersion: a.opts.Version}}
+	var vm *vip.Manager
+	if o.VIP.IsValid() {
+		var err error
+		vm, err = vip.New(vip.Options{Link: o.VIPLink, Addr: o.VIP}, func(e vip.Event) {
+			if e.What == "answer" || e.What == "announce" {
+				return
+			}
+			log.Info("vip: "+e.What, "addr", o.VIP, "epoch", e.Epoch, "err", e.Err)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("cluster: VIP: %w", err)
+		}
+		nopts.VIP = vm
+	}
+	n, err := cluster.New(nopts)
+	if err != nil {
+		return nil, err
+	}
+	sc.node = n
+	path := func() (string, bool) {
+		p, ok := n.MirrorPath()
+		return p.Peer, ok
+	}
+	sc.sender, err = mirror.NewSender(mirror.SenderOptions{Store: rec.store, NodeID: o.ID, TLS: o.Pairing.ClientConfig(),
+		Addr: mirror.PeerAddr(path, o.MirrorPort), Epoch: sc.senderEpoch, State: mst, Logger: log.With("part", "mirror-sender")})
+	if err != nil {
+		return nil, err
+	}
+	sc.vipRun = vm
+	return sc, nil
+}
+
+// run runs the node (and the VIP manager) until ctx ends, then stops the
+// mirror and the cameras' role.
+func (sc *clusterScope) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sc.ctx = ctx
+	a := sc.a
+	a.cl.mu.Lock()
+	a.cl.node, a.cl.scope = sc.node, sc
+	a.cl.mu.Unlock()
+	defer func() {
+		a.cl.mu.Lock()
+		a.cl.node, a.cl.scope = nil, nil
+		a.cl.mu.Unlock()
+		sc.stopTerm()
+		if err := sc.rec.recorder.Set(nil); err != nil {
+			sc.log.Warn("stop camera sessions", "err", err)
+		}
+	}()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if sc.vipRun != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := sc.vipRun.Run(ctx); err != nil {
+				sc.log.Error("vip manager stopped", "err", err)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); sc.watch(ctx) }()
+	// Until raft says otherwise this node is the standby: take footage.
+	sc.mu.Lock()
+	sc.startReceiverLocked()
+	sc.mu.Unlock()
+	err := sc.node.Run(ctx)
+	cancel()
+	return err
+}
+
+// senderEpoch is the epoch the sender stamps: this node's, while primary.
+func (sc *clusterScope) senderEpoch() uint64 {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.role != cluster.RolePrimary {
+		return 0
+	}
+	return sc.epoch
+}
+
+// standby reports whether the receiver may take footage now.
+func (sc *clusterScope) standby() bool {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.role == cluster.RoleStandby && !sc.preparing
+}
+
+// onRole follows the node's role: cameras and the sender on the primary,
+// the receiver on the standby.
+func (sc *clusterScope) onRole(c cluster.RoleChange) {
+	a := sc.a
+	sc.mu.Lock()
+	prev, receiving := sc.role, sc.receiver != nil && !sc.preparing
+	sc.role, sc.epoch, sc.preparing = c.Role, c.Epoch, false
+	sc.mu.Unlock()
+	sc.log.Info("cluster role", "role", c.Role, "epoch", c.Epoch, "planned", c.Planned)
+	switch c.Role {
+	case cluster.RolePrimary:
+		a.cl.mu.Lock()
+		a.cl.takeovers++
+		a.cl.mu.Unlock()
+		sc.applyCameras()
+		sc.stopTerm()
+		sc.mu.Lock()
+		sc.startSenderLocked()
+		sc.mu.Unlock()
+		a.hub.Publish(events.Event{Kind: "cluster.primary", Source: sc.opts.ID,
+			Message: fmt.Sprintf("this node is the primary (epoch %d): recording and mirroring to the standby", c.Epoch)})
+	case cluster.RoleStandby:
+		if prev == cluster.RoleStandby && receiving {
+			return // already taking footage
+		}
+		sc.stopTerm()
+		if err := sc.rec.recorder.Set(nil); err != nil {
+			sc.log.Warn("stop camera sessions", "err", err)
+		}
+		sc.mu.Lock()
+		sc.startReceiverLocked()
+		sc.mu.Unlock()
+		if prev == cluster.RolePrimary {
+			a.hub.Publish(events.Event{Kind: "cluster.standby", Severity: events.Warning, Source: sc.opts.ID,
+				Message: fmt.Sprintf("this node is the standby now (epoch %d, planned %v): camera sessions stopped", c.Epoch, c.Planned)})
+		}
+	}
+}
+
+// applyCameras sets the recorder's cameras for the current role.
+func (sc *clusterScope) applyCameras() {
+	cams, err := sc.a.desiredCameras()
+	if err == nil {
+		err = sc.rec.recorder.Set(cams)
+	}
+	if err != nil {
+		sc.log.Error("start camera sessions", "err", err)
+	}
+}
+
+// stopTerm stops the running sender or receiver and waits for it.
+func (sc *clusterScope) stopTerm() {
+	sc.mu.Lock()
+	cancel, done := sc.term, sc.termDone
+	sc.term, sc.termDone, sc.receiver = nil, nil, nil
+	sc.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+}
+
+func (sc *clusterScope) startSenderLocked() {
+	if sc.term != nil || sc.ctx.Err() != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(sc.ctx)
+	done := make(chan struct{})
+	sc.term, sc.termDone = cancel, done
+	go func() {
+		defer close(done)
+		sc.sender.Run(ctx)
+	}()
+}
+
+// startReceiverLocked listens for the primary's sender; a new Receiver per
+// standby term (its replica learns the store's newest frames afresh, after
+// this node recorded itself).
+func (sc *clusterScope) startReceiverLocked() {
+	if sc.term != nil || sc.ctx.Err() != nil {
+		return
+	}
+	r, err := mirror.NewReceiver(mirror.ReceiverOptions{Store: sc.rec.store, NodeID: sc.opts.ID, TLS: sc.opts.Pairing.ServerConfig(),
+		State: sc.mst, Fence: sc.node, Standby: sc.standby, Logger: sc.log.With("part", "mirror-receiver"),
+		OnRefusal: sc.refused})
+	if err != nil {
+		sc.log.Error("mirror receiver", "err", err)
+		return
+	}
+	ctx, cancel := context.WithCancel(sc.ctx)
+	done := make(chan struct{})
+	sc.term, sc.termDone, sc.receiver = cancel, done, r
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			var lc net.ListenConfig
+			ln, err := lc.Listen(ctx, "tcp", sc.opts.MirrorBind)
+			if err == nil {
+				err = r.Serve(ctx, ln)
+			}
+			if err != nil && ctx.Err() == nil {
+				sc.log.Warn("mirror receiver: listen failed; retrying", "bind", sc.opts.MirrorBind, "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+		}
+	}()
+}
+
+// refused raises an alarm for a refused mirror connection or message.
+func (sc *clusterScope) refused(code uint8, err error) {
+	sc.a.hub.Publish(events.Event{Kind: "cluster.mirror_refused", Severity: events.Warning, Source: sc.opts.ID,
+		Message: fmt.Sprintf("mirror: refused (code %d): %v", code, err)})
+}
+
+// PrepareTakeover implements cluster.Takeover: stop taking footage, start
+// every camera session and return once each enabled camera's frames are
+// committed (or PrepareWait passed: a camera that is offline must not
+// block the switchover).
+func (sc *clusterScope) PrepareTakeover(ctx context.Context) error {
+	sc.mu.Lock()
+	sc.preparing = true
+	r := sc.receiver
+	sc.mu.Unlock()
+	// The receiver refuses the next batch (at least a keepalive a second);
+	// wait until its session ended so that only this node's sessions write.
+	for deadline := time.Now().Add(2 * time.Second); r != nil && r.Status().Connected && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	sc.stopTerm()
+	start := time.Now()
+	sc.applyCameras()
+	want, err := sc.a.desiredCameras()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, sc.opts.PrepareWait)
+	defer cancel()
+	for {
+		missing := ""
+		for _, c := range want {
+			st, ok := sc.rec.recorder.Status(c.Name)
+			if !ok || st.State != recorder.StateRecording || !st.LastFrame.After(start) {
+				missing = c.Name
+				break
+			}
+		}
+		if missing == "" {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			sc.log.Warn("switchover: not every camera records yet; going on", "camera", missing)
+			return nil
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if err := sc.rec.store.Flush(ctx); err != nil {
+		return fmt.Errorf("switchover: commit the first frames: %w", err)
+	}
+	sc.log.Info("switchover: every camera records here", "cameras", len(want), "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// AbortTakeover implements cluster.Takeover.
+func (sc *clusterScope) AbortTakeover() {
+	sc.mu.Lock()
+	sc.preparing = false
+	standby := sc.role == cluster.RoleStandby
+	sc.mu.Unlock()
+	if standby {
+		if err := sc.rec.recorder.Set(nil); err != nil {
+			sc.log.Warn("stop camera sessions", "err", err)
+		}
+		sc.mu.Lock()
+		sc.startReceiverLocked()
+		sc.mu.Unlock()
+	}
+}
+
+// mirrorStatus is the running sender's or receiver's figures.
+func (sc *clusterScope) mirrorStatus() (mirror.Status, string) {
+	sc.mu.Lock()
+	role, r := sc.role, sc.receiver
+	sc.mu.Unlock()
+	if role == cluster.RolePrimary {
+		return sc.sender.Status(), "sender"
+	}
+	if r != nil {
+		return r.Status(), "receiver"
+	}
+	return mirror.Status{}, ""
+}
+
+// watch raises and clears the pair's alarms (version and config mismatch,
+// peer unreachable) once a second.
+func (sc *clusterScope) watch(ctx context.Context) {
+	if sc.node.WaitStarted(ctx) != nil {
+		return
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var version, config, peerDown bool
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st := sc.node.Status()
+		if st.Heartbeat == nil {
+			continue
+		}
+		h := *st.Heartbeat
+		sc.a.cl.mu.Lock()
+		sc.a.cl.lastHB = h
+		sc.a.cl.mu.Unlock()
+		down := h.Preferred == ""
+		version = sc.alarm(version, h.VersionMismatch, "cluster.version_mismatch",
+			fmt.Sprintf("peer %s runs firmware %s (protocol %d), this node %s: expected only during an upgrade", h.PeerID, h.PeerFirmware, h.PeerProtocolVersion, sc.a.opts.Version))
+		config = sc.alarm(config, h.ConfigMismatch, "cluster.config_mismatch", "the peer's configuration differs from this node's")
+		peerDown = sc.alarm(peerDown, down, "cluster.peer_unreachable", "no heartbeat from the peer on any path")
+	}
+}
+
+// alarm raises (on) or clears the alarm key when it changes from was.
+func (sc *clusterScope) alarm(was, on bool, key, msg string) bool {
+	if was == on {
+		return on
+	}
+	ev := events.Event{Kind: key, Source: sc.opts.ID}
+	if on {
+		ev.Severity, ev.Alarm, ev.Message = events.Warning, key, msg
+	} else {
+		ev.ClearAlarm, ev.Message = key, "cleared: "+key
+	}
+	sc.a.hub.Publish(ev)
+	return on
+}
+
+// ClusterView is the pair's state as the console and the API show it.
+type ClusterView struct {
+	cluster.Status
+	Takeovers uint64        `json:"takeovers"`
+	Mirror    mirror.Status `json:"mirror"`
+	MirrorAs  string        `json:"mirror_role"`
+	Firmware  string        `json:"firmware"`
+}
+
+var errNoCluster = errors.New("the pair's node is (re)starting; try again in a few seconds")
+
+// clusterView returns the pair's view, or an error when the node is not
+// running now.
+func (a *App) clusterView() (ClusterView, error) {
+	a.cl.mu.Lock()
+	sc, takeovers := a.cl.scope, a.cl.takeovers
+	a.cl.mu.Unlock()
+	if sc == nil {
+		return ClusterView{}, errNoCluster
+	}
+	v := ClusterView{Status: sc.node.Status(), Takeovers: takeovers, Firmware: a.opts.Version}
+	v.Mirror, v.MirrorAs = sc.mirrorStatus()
+	return v, nil
+}
+
+// switchover asks the pair for a planned role swap (make-before-break).
+func (a *App) switchover(ctx context.Context) error {
+	a.cl.mu.Lock()
+	sc := a.cl.scope
+	a.cl.mu.Unlock()
+	if sc == nil {
+		return errNoCluster
+	}
+	return sc.node.Switchover(ctx)
+}
