@@ -14,12 +14,12 @@ import (
 
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
-	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph265"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtpmpeg4audio"
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
 	"github.com/nvrfw/nvr/ringstore"
@@ -108,7 +108,7 @@ func (gortsplibConnector) connect(ctx context.Context, cfg connectConfig) (camCo
 		WriteTimeout:      cfg.readTimeout,
 		Transport:         &tr,
 		UserAgent:         cfg.userAgent,
-		DialContext:       (&net.Dialer{}).DialContext,
+		DialContext:       dialBatched,
 		OnTransportSwitch: func(error) {},
 		OnPacketsLost: func(n uint64) {
 			cfg.decodeError(fmt.Errorf("%d RTP packets lost", n))
@@ -201,7 +201,9 @@ func (g *gortsplibConn) start(u *base.URL, cfg connectConfig) error {
 			g.ts = append(g.ts, info)
 			haveVideo = haveVideo || info.codec.IsVideo()
 			haveAudio = haveAudio || !info.codec.IsVideo()
-			g.c.OnPacketRTP(m, f, g.packetHandler(m, idx, info.clockRate, handle, cfg))
+			clk := &senderClock{rate: info.clockRate}
+			g.c.OnPacketRTCP(m, clk.handleRTCP)
+			g.c.OnPacketRTP(m, f, g.packetHandler(clk, handle, idx, cfg))
 			break
 		}
 	}
@@ -241,7 +243,7 @@ func recordable(f format.Format) (trackInfo, depacketize, bool) {
 				}
 				return nil, err
 			}
-			return []unit{{ts: au.complete(pkt.Timestamp), nalus: cloneAll(nalus)}}, nil
+			return []unit{{ts: au.complete(pkt.Timestamp), nalus: nalus}}, nil
 		}, true
 	case *format.H265:
 		d, err := f.CreateDecoder()
@@ -259,7 +261,7 @@ func recordable(f format.Format) (trackInfo, depacketize, bool) {
 				end := &rtp.Packet{Header: rtp.Header{Version: 2, Marker: true, Timestamp: au.ts,
 					SequenceNumber: pkt.SequenceNumber - 1, SSRC: pkt.SSRC, PayloadType: pkt.PayloadType}, Payload: h265EndMarker}
 				if nalus, err := d.Decode(end); err == nil && len(nalus) > 1 {
-					out = append(out, unit{ts: au.ts, nalus: cloneAll(nalus[:len(nalus)-1])})
+					out = append(out, unit{ts: au.ts, nalus: nalus[:len(nalus)-1]})
 				}
 				au.reset()
 			}
@@ -276,7 +278,7 @@ func recordable(f format.Format) (trackInfo, depacketize, bool) {
 				return out, err
 			}
 			au.reset()
-			return append(out, unit{ts: pkt.Timestamp, nalus: cloneAll(nalus)}), nil
+			return append(out, unit{ts: pkt.Timestamp, nalus: nalus}), nil
 		}, true
 	case *format.MPEG4Audio:
 		return aacDepacketizer(f)
@@ -416,19 +418,17 @@ func audioUnits(ts uint32, samplesPerFrame uint32, aus [][]byte) []unit {
 	return out
 }
 
-func cloneAll(nalus [][]byte) [][]byte {
-	out := make([][]byte, len(nalus))
-	for i, n := range nalus {
-		out[i] = clone(n)
-	}
-	return out
-}
-
 // packetHandler returns the RTP callback of one track: depacketize, stamp
 // and deliver. It runs on gortsplib's goroutines, so it recovers from
 // panics in the depacketizers (bytes from the camera) and reports them as
 // decode errors instead of taking the process down.
-func (g *gortsplibConn) packetHandler(m *description.Media, idx, rate int, dec depacketize, cfg connectConfig) func(*rtp.Packet) {
+//
+// The NALUs the video depacketizers return are handed on without a copy:
+// gortsplib v4 allocates every received packet's payload afresh (TCP
+// interleaved frames and UDP datagrams alike) and its H.264/H.265 decoders
+// join fragments into new buffers and never reuse an access unit they
+// returned (TestUnitsOwnTheirBytes holds it to that).
+func (g *gortsplibConn) packetHandler(clk *senderClock, dec depacketize, idx int, cfg connectConfig) func(*rtp.Packet) {
 	return func(pkt *rtp.Packet) {
 		defer func() {
 			if r := recover(); r != nil {
@@ -447,10 +447,138 @@ func (g *gortsplibConn) packetHandler(m *description.Media, idx, rate int, dec d
 		for _, u := range units {
 			u.track = idx
 			u.recv = recv
-			if ntp, ok := g.c.PacketNTP(m, pkt); ok {
-				u.ntp = ntp.Add(time.Duration(int64(int32(u.ts-pkt.Timestamp)) * int64(time.Second) / int64(rate)))
-			}
+			u.ntp = clk.at(pkt.SSRC, u.ts)
 			cfg.deliver(u)
 		}
 	}
+}
+
+// senderClock maps one track's RTP timestamps to the camera's wall clock
+// with its latest RTCP sender report. gortsplib v4's own mapping
+// (Client.PacketNTP) reads the NTP fraction as nanoseconds instead of
+// 1/2^32 s (its issue 869), which puts frames up to 3.3 s off; this one
+// decodes it as RFC 3550 says. Reports arrive on the RTCP goroutine
+// (another one than RTP's with UDP), hence the mutex.
+type senderClock struct {
+	rate int
+
+	mu   sync.Mutex
+	have bool
+	ssrc uint32
+	ntp  time.Time
+	rtp  uint32
+}
+
+// handleRTCP takes the sender reports among a compound RTCP packet's parts.
+func (c *senderClock) handleRTCP(pkt rtcp.Packet) {
+	sr, ok := pkt.(*rtcp.SenderReport)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.have, c.ssrc, c.ntp, c.rtp = true, sr.SSRC, ntpToTime(sr.NTPTime), sr.RTPTime
+}
+
+// at returns the wall time of RTP timestamp ts of source ssrc, or zero
+// before a sender report of that source arrived.
+func (c *senderClock) at(ssrc, ts uint32) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.have || c.ssrc != ssrc || c.rate <= 0 {
+		return time.Time{}
+	}
+	d := int64(int32(ts - c.rtp)) // |d| < 2^31: d*1e9 fits in int64
+	return c.ntp.Add(time.Duration(d * int64(time.Second) / int64(c.rate)))
+}
+
+// ntpEpoch is 1900-01-01 (NTP era 0) in Unix seconds.
+const ntpEpoch = -2208988800
+
+// ntpToTime decodes a 64-bit NTP timestamp (RFC 3550 section 4: seconds
+// since 1900 and a fraction in units of 2^-32 s). Seconds below 2^31 are
+// taken as NTP era 1 (from February 2036 on), as RFC 4330 suggests.
+func ntpToTime(v uint64) time.Time {
+	sec := int64(v >> 32)
+	if sec < 1<<31 {
+		sec += 1 << 32
+	}
+	frac := v & 0xffffffff
+	nsec := int64((frac*1e9 + 1<<31) >> 32)
+	return time.Unix(sec+ntpEpoch, nsec)
+}
+
+// Read batching. A camera's RTP over TCP arrives one ~1.4 kB interleaved
+// packet at a time; read as it comes, every packet costs the reader a wake
+// up and a read system call (about 360 a second for a 4 Mbit/s camera),
+// which was most of the recorder's CPU. batchedConn reads the socket into a
+// larger buffer and, when a read returned little, first waits readPause so
+// the kernel gathers more: some ten packets per system call at 4 Mbit/s,
+// for at most readPause of added latency. A read that filled half the
+// buffer or more is followed at once by the next one, so a camera of any
+// bitrate is read as fast as it sends.
+const (
+	readBatchSize = 32 << 10
+	readPause     = 20 * time.Millisecond
+)
+
+// dialBatched is the RTSP client's dialer: a TCP connection whose reads are
+// batched.
+func dialBatched(ctx context.Context, network, address string) (net.Conn, error) {
+	c, err := (&net.Dialer{}).DialContext(ctx, network, address)
+	if err != nil {
+		return nil, err
+	}
+	return newBatchedConn(c, readBatchSize, readPause), nil
+}
+
+// batchedConn is a net.Conn whose reads are served from a buffer filled by
+// batched reads of the underlying connection. Writes, deadlines and Close
+// go to the underlying connection. Like net.Conn reads, it is for one
+// reading goroutine.
+type batchedConn struct {
+	net.Conn
+	buf   []byte
+	r, w  int
+	err   error // of the last fill, returned once buf is drained
+	pause time.Duration
+	short bool      // the last fill returned less than half the buffer
+	last  time.Time // when the last fill returned
+
+	now   func() time.Time
+	sleep func(time.Duration)
+}
+
+func newBatchedConn(c net.Conn, size int, pause time.Duration) *batchedConn {
+	return &batchedConn{Conn: c, buf: make([]byte, size), pause: pause, now: time.Now, sleep: time.Sleep}
+}
+
+// Read copies buffered bytes to p, filling the buffer first when it is empty.
+func (c *batchedConn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if c.r == c.w {
+		if c.err != nil {
+			err := c.err
+			c.err = nil
+			return 0, err
+		}
+		if c.short {
+			if wait := c.pause - c.now().Sub(c.last); wait > 0 {
+				c.sleep(wait)
+			}
+		}
+		n, err := c.Conn.Read(c.buf)
+		c.r, c.w, c.err = 0, n, err
+		c.short = n < len(c.buf)/2
+		c.last = c.now()
+		if n == 0 {
+			c.err = nil
+			return 0, err
+		}
+	}
+	n := copy(p, c.buf[c.r:c.w])
+	c.r += n
+	return n, nil
 }
