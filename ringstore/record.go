@@ -103,9 +103,11 @@ type record struct {
 	time0  int64
 	stream string
 	sid    uint32 // the stream's index id (not encoded)
-	// payload, when set, is the frames' data as one slice (they are
-	// contiguous in the stream's pending buffer), for direct writes.
-	payload  []byte
+	// sizes and pieces, when sizes is set, replace the frames' Data
+	// (records built from a stream's pending chunks): sizes[i] is frame
+	// i's size, and the frames' data concatenated is pieces concatenated.
+	sizes    []int
+	pieces   [][]byte
 	gapCause GapCause
 	gapStart int64
 	frames   []Frame
@@ -145,9 +147,10 @@ func (r *record) encodedSize() int {
 		n += binary.PutUvarint(tmp[:], uint64(len(r.frames)))
 		for i := range r.frames {
 			f := &r.frames[i]
+			size := r.frameSize(i)
 			n += 1 + binary.PutVarint(tmp[:], f.Time.UnixNano()-r.time0) +
 				binary.PutUvarint(tmp[:], uint64(f.DTSOffset)) + 1 +
-				binary.PutUvarint(tmp[:], uint64(len(f.Data))) + len(f.Data)
+				binary.PutUvarint(tmp[:], uint64(size)) + size
 		}
 		if r.flags&recTracks != 0 {
 			n += tracksSize(r.tracks)
@@ -174,14 +177,28 @@ func tracksSize(ts []Track) int {
 	return n
 }
 
+// frameSize returns the size of frame i's data.
+func (r *record) frameSize(i int) int {
+	if r.sizes != nil {
+		return r.sizes[i]
+	}
+	return len(r.frames[i].Data)
+}
+
 // encodeRecord appends r to dst, with r.gen, and returns the extended slice.
 func encodeRecord(dst []byte, r *record) []byte {
 	size := r.encodedSize()
 	start := len(dst)
 	dst = appendRecordHead(dst, r, size)
 	if r.kind == KindFrames {
-		for i := range r.frames {
-			dst = append(dst, r.frames[i].Data...)
+		if r.sizes != nil {
+			for _, p := range r.pieces {
+				dst = append(dst, p...)
+			}
+		} else {
+			for i := range r.frames {
+				dst = append(dst, r.frames[i].Data...)
+			}
 		}
 	}
 	dst = appendZeros(dst, size-recCRCSize-(len(dst)-start))
@@ -217,7 +234,7 @@ func appendRecordHead(dst []byte, r *record, size int) []byte {
 				k = 1
 			}
 			dst = append(dst, k)
-			dst = binary.AppendUvarint(dst, uint64(len(f.Data)))
+			dst = binary.AppendUvarint(dst, uint64(r.frameSize(i)))
 		}
 		if r.flags&recTracks != 0 {
 			dst = appendTracks(dst, r.tracks)

@@ -84,6 +84,8 @@ type Store struct {
 	metas   map[uint32]*streamMeta
 	evicted atomic.Bool // footage was evicted at least once (records then carry recEvicted)
 
+	chunks chunkPool // the streams' pending bytes (see chunkSize)
+
 	mu       sync.Mutex // streams, nextID
 	streams  map[string]*StreamWriter
 	nextID   uint32

@@ -16,19 +16,21 @@ type StreamWriter struct {
 
 	mu            sync.Mutex
 	frames        []pendFrame
-	data          []byte
+	chunks        [][]byte // the pending bytes, in chunks from the store's pool (see chunkSize)
+	size          int      // pending bytes
 	tracks        []Track
 	tracksChanged bool
 	gap           *gapMark
 	last          map[uint8]int64
-	// spareFrames and spareData are the buffers of the last written batch,
-	// reused by the next one.
+	// spareFrames and spareChunks are the slices of the last written
+	// batch, reused by the next one (the chunks themselves go back to the
+	// store's pool).
 	spareFrames []pendFrame
-	spareData   []byte
+	spareChunks [][]byte
 }
 
 // pendFrame is an appended frame waiting for the next commit; its payload is
-// data[off:off+n] of its stream's pending buffer.
+// the logical bytes [off, off+n) of its stream's pending chunks.
 type pendFrame struct {
 	track     uint8
 	t         int64
@@ -152,11 +154,11 @@ func (w *StreamWriter) Append(f Frame) (uint64, error) {
 		return 0, fmt.Errorf("stream %s track %d: decoding time %v before %v: %w", w.name, f.Track,
 			time.Unix(0, dts), time.Unix(0, last), ErrNonMonotonic)
 	}
-	if int64(len(w.data)+len(f.Data)) > s.opts.MaxPendingBytes && len(w.frames) > 0 {
+	if int64(w.size+len(f.Data)) > s.opts.MaxPendingBytes && len(w.frames) > 0 {
 		return 0, ErrBackpressure
 	}
 	w.last[f.Track] = dts
-	pf := pendFrame{track: f.Track, t: t, dts: f.DTSOffset, key: f.Key, off: len(w.data), n: len(f.Data)}
+	pf := pendFrame{track: f.Track, t: t, dts: f.DTSOffset, key: f.Key, off: w.size, n: len(f.Data)}
 	if w.tracksChanged {
 		pf.tracks, pf.tracksSet = w.tracks, true
 		w.tracksChanged = false
@@ -165,29 +167,50 @@ func (w *StreamWriter) Append(f Frame) (uint64, error) {
 		pf.gap = w.gap
 		w.gap = nil
 	}
-	w.data = append(w.data, f.Data...)
+	w.appendBytes(f.Data)
 	w.frames = append(w.frames, pf)
 	return s.seq.Add(1), nil
 }
 
-// take hands the pending frames to the writer and resets the buffers.
-func (w *StreamWriter) take() ([]pendFrame, []byte) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	fs, data := w.frames, w.data
-	w.frames, w.data = w.spareFrames[:0], w.spareData[:0]
-	w.spareFrames, w.spareData = nil, nil
-	return fs, data
+// appendBytes copies b to the end of the pending chunks. The caller holds mu.
+func (w *StreamWriter) appendBytes(b []byte) {
+	for len(b) > 0 {
+		n := len(w.chunks)
+		if n == 0 || len(w.chunks[n-1]) == chunkSize {
+			w.chunks = append(w.chunks, w.s.chunks.get())
+			n++
+		}
+		c := w.chunks[n-1]
+		k := min(len(b), chunkSize-len(c))
+		w.chunks[n-1] = append(c, b[:k]...)
+		w.size += k
+		b = b[k:]
+	}
 }
 
-// recycle gives back the buffers of a batch once it is written, so the
-// next tick appends without allocating.
-func (w *StreamWriter) recycle(fs []pendFrame, data []byte) {
+// take hands the pending frames and their chunks to the writer and resets
+// the stream's pending state.
+func (w *StreamWriter) take() ([]pendFrame, [][]byte, int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if int64(cap(data)) <= 2*w.s.opts.MaxPendingBytes {
-		clear(fs)
-		w.spareFrames, w.spareData = fs[:0], data[:0]
+	fs, chunks, size := w.frames, w.chunks, w.size
+	w.frames, w.chunks, w.size = w.spareFrames[:0], w.spareChunks[:0], 0
+	w.spareFrames, w.spareChunks = nil, nil
+	return fs, chunks, size
+}
+
+// recycle keeps the slices of a written batch for the next tick; the
+// caller has given the chunks themselves back to the store's pool.
+func (w *StreamWriter) recycle(fs []pendFrame, chunks [][]byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	clear(fs)
+	clear(chunks)
+	if cap(fs) <= 4096 {
+		w.spareFrames = fs[:0]
+	}
+	if cap(chunks) <= 4096 {
+		w.spareChunks = chunks[:0]
 	}
 }
 
@@ -203,14 +226,20 @@ func (s *Store) writers() []*StreamWriter {
 	return ws
 }
 
-// buildRecords turns one stream's pending frames into records: a new record
-// at every video keyframe, track change or gap mark, and when the payload
-// would pass maxRecordBytes. cur is the track table in force before the
-// first frame; the table in force after the last is returned.
-func buildRecords(name string, id uint32, cur []Track, fs []pendFrame, data []byte) ([]*record, []Track) {
+// buildRecords turns one stream's pending frames (their bytes in chunks)
+// into records: a new record at every video keyframe, track change or gap
+// mark, and when the payload would pass maxRecordBytes. cur is the track
+// table in force before the first frame; the table in force after the last
+// is returned.
+func buildRecords(name string, id uint32, cur []Track, fs []pendFrame, chunks [][]byte) ([]*record, []Track) {
 	var recs []*record
 	var r *record
 	payload, start := 0, 0
+	end := func() {
+		if r != nil {
+			r.pieces = pieces(r.pieces, chunks, start, start+payload)
+		}
+	}
 	for i := range fs {
 		pf := &fs[i]
 		if pf.tracksSet {
@@ -219,6 +248,7 @@ func buildRecords(name string, id uint32, cur []Track, fs []pendFrame, data []by
 		video, hasVideo := trackKinds(cur, pf.track)
 		startKey := pf.key && (video || !hasVideo)
 		if r == nil || (startKey && video) || pf.tracksSet || pf.gap != nil || payload+pf.n > maxRecordBytes {
+			end()
 			r = &record{kind: KindFrames, stream: name, sid: id, time0: pf.t}
 			if startKey {
 				r.flags |= recKey
@@ -236,10 +266,11 @@ func buildRecords(name string, id uint32, cur []Track, fs []pendFrame, data []by
 			payload = 0
 			start = pf.off
 		}
-		r.frames = append(r.frames, Frame{Track: pf.track, Time: time.Unix(0, pf.t), DTSOffset: pf.dts, Key: pf.key, Data: data[pf.off : pf.off+pf.n : pf.off+pf.n]})
+		r.frames = append(r.frames, Frame{Track: pf.track, Time: time.Unix(0, pf.t), DTSOffset: pf.dts, Key: pf.key})
+		r.sizes = append(r.sizes, pf.n)
 		payload += pf.n
-		r.payload = data[start : pf.off+pf.n : pf.off+pf.n]
 	}
+	end()
 	return recs, cur
 }
 

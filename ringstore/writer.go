@@ -38,10 +38,6 @@ func (w *writerState) init(m indexMeta) {
 	w.dirty = map[uint32]bool{}
 }
 
-// directPayload is the payload size from which a record's payload is
-// written straight from the stream's buffer.
-const directPayload = 128 << 10
-
 // writeFault is a failed WriteAt or Datasync on a slot.
 type writeFault struct {
 	op   string // "write" or "sync"
@@ -68,22 +64,28 @@ func (s *Store) commit() {
 	var recs []*record
 	var bytes int64
 	type taken struct {
-		w    *StreamWriter
-		fs   []pendFrame
-		data []byte
+		w      *StreamWriter
+		fs     []pendFrame
+		chunks [][]byte
 	}
 	var batch []taken
+	var nchunks int
 	defer func() {
+		// The pool keeps as many free chunks as this batch held: what the
+		// streams are expected to need until the next tick.
 		for _, t := range batch {
-			t.w.recycle(t.fs, t.data)
+			s.chunks.put(t.chunks, nchunks)
+			t.w.recycle(t.fs, t.chunks)
 		}
 	}()
 	for _, sw := range s.writers() {
-		fs, data := sw.take()
+		fs, chunks, size := sw.take()
 		if len(fs) == 0 {
+			sw.recycle(fs, chunks)
 			continue
 		}
-		batch = append(batch, taken{sw, fs, data})
+		batch = append(batch, taken{sw, fs, chunks})
+		nchunks += len(chunks)
 		cur, ok := s.w.tracks[sw.id]
 		if !ok {
 			s.metaMu.RLock()
@@ -92,10 +94,10 @@ func (s *Store) commit() {
 			}
 			s.metaMu.RUnlock()
 		}
-		rs, after := buildRecords(sw.name, sw.id, cur, fs, data)
+		rs, after := buildRecords(sw.name, sw.id, cur, fs, chunks)
 		s.w.tracks[sw.id] = after
 		recs = append(recs, rs...)
-		bytes += int64(len(data))
+		bytes += int64(size)
 	}
 	if len(recs) > 0 && s.w.pendingOpen != nil {
 		recs = append([]*record{s.w.pendingOpen}, recs...)
@@ -198,23 +200,30 @@ func (s *Store) writePart(recs []*record) (n int, entries []indexEntry, end int6
 		if cur+sz > size {
 			break
 		}
-		if len(r.payload) >= directPayload {
-			// Large payloads go from the stream's buffer to the file
-			// without a copy into buf.
+		if r.sizes != nil {
+			// Frames from the streams' chunks: copied through buf in
+			// writeChunk pieces, the CRC taken as they go.
 			start := len(buf)
 			buf = appendRecordHead(buf, r, int(sz))
-			hlen := len(buf) - start
+			written := len(buf) - start
 			crc := crc32.Update(0, castagnoli, buf[start:])
-			crc = crc32.Update(crc, castagnoli, r.payload)
-			if err := flush(); err != nil {
-				return 0, nil, 0, err
+			for _, p := range r.pieces {
+				crc = crc32.Update(crc, castagnoli, p)
+				written += len(p)
+				for len(p) > 0 {
+					if len(buf) >= writeChunk {
+						if err := flush(); err != nil {
+							return 0, nil, 0, err
+						}
+					}
+					k := min(len(p), max(writeChunk-len(buf), 0))
+					buf = append(buf, p[:k]...)
+					p = p[k:]
+				}
 			}
-			if _, err := f.WriteAt(r.payload, bufOff); err != nil {
-				return 0, nil, 0, &writeFault{op: "write", slot: head, err: err}
-			}
-			bufOff += int64(len(r.payload))
-			buf = appendZeros(buf, int(sz)-hlen-len(r.payload)-recCRCSize)
-			crc = crc32.Update(crc, castagnoli, buf)
+			pad := len(buf)
+			buf = appendZeros(buf, int(sz)-written-recCRCSize)
+			crc = crc32.Update(crc, castagnoli, buf[pad:])
 			buf = binary.LittleEndian.AppendUint32(buf, crc)
 		} else {
 			buf = encodeRecord(buf, r)
