@@ -271,25 +271,6 @@ func runEvents(ctx context.Context, s *session, a parsedArgs) error {
 	return nil
 }
 
-func runFirmwareStatus(ctx context.Context, s *session, a parsedArgs) error {
-	if len(a.pos) > 0 {
-		return usagef("no arguments expected")
-	}
-	fw, err := s.c.opts.System.Firmware(ctx)
-	if err != nil {
-		return fmt.Errorf("firmware status: %w", err)
-	}
-	if a.has("json") {
-		return s.printJSON(fw)
-	}
-	trial := ""
-	if fw.Trial {
-		trial = " (trial boot: not yet confirmed)"
-	}
-	s.c.printf("running: %s (build %s) in slot %s%s\nstandby: %s\n", sanitize(fw.Version), sanitize(fw.BuildID), sanitize(fw.Slot), trial, sanitize(fw.Standby))
-	return nil
-}
-
 func runReboot(ctx context.Context, s *session, a parsedArgs) error {
 	return s.power(ctx, a, "reboot", "Reboot", s.c.opts.System.Reboot)
 }

@@ -42,9 +42,7 @@ func commands() []*command {
 		clusterCommand(),
 		{name: "events", args: "[--audit | --system] [--limit N] [--json]", summary: "the event log and the configuration audit log, newest first",
 			role: config.RoleViewer, json: true, flags: map[string]flagKind{"audit": boolFlag, "system": boolFlag, "limit": valueFlag}, run: runEvents},
-		{name: "firmware", summary: "firmware slots", subs: []*command{
-			{name: "status", args: "[--json]", summary: "running and standby firmware", role: config.RoleViewer, json: true, run: runFirmwareStatus},
-		}},
+		firmwareCommand(),
 		{name: "reboot", summary: "restart the appliance (asks to confirm)", role: config.RoleAdmin, run: runReboot},
 		{name: "shutdown", summary: "power the appliance off (asks to confirm)", role: config.RoleAdmin, run: runShutdown},
 		{name: "logout", summary: "end the session (also exit, Ctrl-D)", role: config.RoleViewer, run: func(context.Context, *session, parsedArgs) error { return errLogout }},
