@@ -230,8 +230,11 @@ func (s *Store) writers() []*StreamWriter {
 // into records: a new record at every video keyframe, track change or gap
 // mark, and when the payload would pass maxRecordBytes. cur is the track
 // table in force before the first frame; the table in force after the last
-// is returned.
-func buildRecords(name string, id uint32, cur []Track, fs []pendFrame, chunks [][]byte) ([]*record, []Track) {
+// is returned. A record's time0 is its first frame's time, but never before
+// floor (the time0 of the stream's previous record) nor its predecessor's in
+// this batch: streams interleave tracks whose clocks lag each other, and the
+// index orders a stream's records by time0.
+func buildRecords(name string, id uint32, cur []Track, floor int64, fs []pendFrame, chunks [][]byte) ([]*record, []Track) {
 	var recs []*record
 	var r *record
 	payload, start := 0, 0
@@ -249,7 +252,8 @@ func buildRecords(name string, id uint32, cur []Track, fs []pendFrame, chunks []
 		startKey := pf.key && (video || !hasVideo)
 		if r == nil || (startKey && video) || pf.tracksSet || pf.gap != nil || payload+pf.n > maxRecordBytes {
 			end()
-			r = &record{kind: KindFrames, stream: name, sid: id, time0: pf.t}
+			floor = max(floor, pf.t)
+			r = &record{kind: KindFrames, stream: name, sid: id, time0: floor}
 			if startKey {
 				r.flags |= recKey
 			}

@@ -20,6 +20,12 @@ type writerState struct {
 
 	headStreams map[uint32]*slotStream // per-stream summary of the head slot
 	tracks      map[uint32][]Track     // track table in force per stream at the end of the last batch
+	// time0 is the time0 of each stream's last record written by this
+	// process. A record's time0 is never before its predecessor's, so
+	// that index order (by time0) is log order: a commit tick that starts
+	// with an audio frame lagging the video of the previous tick must not
+	// sort before it, or readers return frames out of decoding order.
+	time0 map[uint32]int64
 	queue       []indexEntry           // durable records not yet in the index
 	dirty       map[uint32]bool        // stream summaries to persist
 	buf         []byte
@@ -35,6 +41,7 @@ func (w *writerState) init(m indexMeta) {
 	w.genCounter = m.gen
 	w.headStreams = map[uint32]*slotStream{}
 	w.tracks = map[uint32][]Track{}
+	w.time0 = map[uint32]int64{}
 	w.dirty = map[uint32]bool{}
 }
 
@@ -94,8 +101,11 @@ func (s *Store) commit() {
 			}
 			s.metaMu.RUnlock()
 		}
-		rs, after := buildRecords(sw.name, sw.id, cur, fs, chunks)
+		rs, after := buildRecords(sw.name, sw.id, cur, s.w.time0[sw.id], fs, chunks)
 		s.w.tracks[sw.id] = after
+		if len(rs) > 0 {
+			s.w.time0[sw.id] = rs[len(rs)-1].time0
+		}
 		recs = append(recs, rs...)
 		bytes += int64(size)
 	}
