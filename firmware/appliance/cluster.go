@@ -17,7 +17,6 @@ import (
 	"github.com/nvrfw/nvr/firmware/cluster/pairing"
 	"github.com/nvrfw/nvr/firmware/cluster/vip"
 	"github.com/nvrfw/nvr/firmware/events"
-	"github.com/nvrfw/nvr/recorder"
 	"github.com/nvrfw/nvr/ringstore/mirror"
 )
 
@@ -256,7 +255,7 @@ func (sc *clusterScope) senderEpoch() uint64 {
 func (sc *clusterScope) standby() bool {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	return sc.role == cluster.RoleStandby && !sc.preparing
+	return sc.role == cluster.RoleStandby
 }
 
 // onRole follows the node's role: cameras and the sender on the primary,
@@ -264,7 +263,7 @@ func (sc *clusterScope) standby() bool {
 func (sc *clusterScope) onRole(c cluster.RoleChange) {
 	a := sc.a
 	sc.mu.Lock()
-	prev, receiving := sc.role, sc.receiver != nil && !sc.preparing
+	prev, receiving := sc.role, sc.receiver != nil
 	sc.role, sc.epoch, sc.preparing = c.Role, c.Epoch, false
 	sc.mu.Unlock()
 	sc.log.Info("cluster role", "role", c.Role, "epoch", c.Epoch, "planned", c.Planned)
@@ -273,8 +272,12 @@ func (sc *clusterScope) onRole(c cluster.RoleChange) {
 		a.cl.mu.Lock()
 		a.cl.takeovers++
 		a.cl.mu.Unlock()
-		sc.applyCameras()
+		// The receiver refuses batches from now on; once it has stopped,
+		// the sessions a switchover started replay their held frames after
+		// the mirror's newest.
 		sc.stopTerm()
+		sc.rec.handover.release()
+		sc.applyCameras()
 		sc.mu.Lock()
 		sc.startSenderLocked()
 		sc.mu.Unlock()
@@ -376,34 +379,39 @@ func (sc *clusterScope) refused(code uint8, err error) {
 		Message: fmt.Sprintf("mirror: refused (code %d): %v", code, err)})
 }
 
-// PrepareTakeover implements cluster.Takeover: stop taking footage, start
-// every camera session and return once each enabled camera's frames are
-// committed (or PrepareWait passed: a camera that is offline must not
-// block the switchover).
+// PrepareTakeover implements cluster.Takeover: start every camera session
+// with its writes held (the receiver still takes the primary's footage
+// into the same streams) and return once each enabled camera has frames
+// that overlap what the mirror delivered, so that on becoming primary the
+// held footage continues the mirrored one without a gap (see
+// cluster_handover.go). A camera that is offline does not block the
+// switchover beyond PrepareWait.
 func (sc *clusterScope) PrepareTakeover(ctx context.Context) error {
 	sc.mu.Lock()
 	sc.preparing = true
-	r := sc.receiver
 	sc.mu.Unlock()
-	// The receiver refuses the next batch (at least a keepalive a second);
-	// wait until its session ended so that only this node's sessions write.
-	for deadline := time.Now().Add(2 * time.Second); r != nil && r.Status().Connected && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
-	}
-	sc.stopTerm()
+	hs := sc.rec.handover
+	hs.hold()
 	start := time.Now()
 	sc.applyCameras()
 	want, err := sc.a.desiredCameras()
 	if err != nil {
 		return err
 	}
+	peer := ""
+	for _, p := range sc.opts.Peers {
+		if p.ID != sc.opts.ID && !p.Witness {
+			peer = p.ID
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, sc.opts.PrepareWait)
 	defer cancel()
 	for {
 		missing := ""
+		received := sc.mst.Received(peer)
 		for _, c := range want {
-			st, ok := sc.rec.recorder.Status(c.Name)
-			if !ok || st.State != recorder.StateRecording || !st.LastFrame.After(start) {
+			first, ok := hs.firstHeld(c.Name)
+			if !ok || received[c.Name].Before(first) {
 				missing = c.Name
 				break
 			}
@@ -413,15 +421,12 @@ func (sc *clusterScope) PrepareTakeover(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			sc.log.Warn("switchover: not every camera records yet; going on", "camera", missing)
+			sc.log.Warn("switchover: not every camera overlaps the mirrored footage yet; going on", "camera", missing)
 			return nil
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	if err := sc.rec.store.Flush(ctx); err != nil {
-		return fmt.Errorf("switchover: commit the first frames: %w", err)
-	}
-	sc.log.Info("switchover: every camera records here", "cameras", len(want), "took", time.Since(start).Round(time.Millisecond))
+	sc.log.Info("switchover: every camera records here, overlapping the mirrored footage", "cameras", len(want), "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -431,13 +436,11 @@ func (sc *clusterScope) AbortTakeover() {
 	sc.preparing = false
 	standby := sc.role == cluster.RoleStandby
 	sc.mu.Unlock()
+	sc.rec.handover.abort()
 	if standby {
 		if err := sc.rec.recorder.Set(nil); err != nil {
 			sc.log.Warn("stop camera sessions", "err", err)
 		}
-		sc.mu.Lock()
-		sc.startReceiverLocked()
-		sc.mu.Unlock()
 	}
 }
 

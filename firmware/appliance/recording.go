@@ -25,6 +25,8 @@ type recording struct {
 	// clips shares one scan of a range among a player's Range requests; it
 	// belongs to this store (a restarted scope starts a new cache).
 	clips *clip.Cache
+	// handover makes the camera writers of a node of a pair (nil alone).
+	handover *handoverSet
 
 	mu        sync.Mutex
 	camStates map[string]recorder.State
@@ -100,8 +102,14 @@ func (a *App) runRecording(ctx context.Context, ready func()) (req restartReques
 
 	sessOpts := a.opts.Session
 	sessOpts.Logger = a.log.With("component", "recorder")
+	writer := func(name string) (recorder.FrameWriter, error) { return store.Stream(name) }
+	var handover *handoverSet
+	if a.inCluster() {
+		handover = newHandoverSet(store, a.log.With("component", "cluster"))
+		writer = handover.writer
+	}
 	mgr, err := recorder.NewManager(recorder.ManagerOptions{
-		Writer:  func(name string) (recorder.FrameWriter, error) { return store.Stream(name) },
+		Writer:  writer,
 		Session: sessOpts,
 		Logger:  a.log.With("component", "recorder"),
 	})
@@ -112,7 +120,7 @@ func (a *App) runRecording(ctx context.Context, ready func()) (req restartReques
 	if err != nil {
 		return req, nil, err
 	}
-	rec := &recording{dataDir: dir, store: store, recorder: mgr, clips: clips, camStates: map[string]recorder.State{}}
+	rec := &recording{dataDir: dir, store: store, recorder: mgr, clips: clips, handover: handover, camStates: map[string]recorder.State{}}
 	defer func() {
 		a.mu.Lock()
 		a.rec = nil
