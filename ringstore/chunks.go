@@ -18,6 +18,14 @@ const chunkSize = 64 << 10
 
 // chunkPool is the store's free list of pending-byte chunks. Safe for
 // concurrent use (appenders take, the writer gives back).
+//
+// Chunks live outside the Go heap where the platform allows it (newChunk):
+// they are most of the recorder's memory, hold no pointers, and have a
+// lifetime the store controls exactly (a stream's pending bytes, then the
+// batch being written, then the pool), so the garbage collector need
+// neither scan them nor let the heap grow to twice their size before it
+// runs. Nothing outside the store ever sees a chunk: frames are copied in
+// by Append and out through the writer's buffer.
 type chunkPool struct {
 	mu   sync.Mutex
 	free [][]byte
@@ -34,26 +42,36 @@ func (p *chunkPool) get() []byte {
 		return c[:0]
 	}
 	p.mu.Unlock()
-	return make([]byte, 0, chunkSize)
+	return newChunk()
 }
 
 // put gives back the chunks of a written batch and keeps at most keep free
 // chunks (what the next tick is expected to need); the rest are left to the
 // garbage collector, so memory follows the footage rate down too.
 func (p *chunkPool) put(chunks [][]byte, keep int) {
+	keep = max(keep, 0)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, c := range chunks {
 		if len(p.free) >= keep {
-			break
+			freeChunk(c)
+			continue
 		}
 		p.free = append(p.free, c[:0])
 	}
 	if len(p.free) > keep {
+		for _, c := range p.free[keep:] {
+			freeChunk(c)
+		}
 		clear(p.free[keep:])
 		p.free = p.free[:keep]
 	}
 }
+
+// release frees every free chunk. The store calls it once its writer has
+// stopped; chunks a stream still holds (an Append racing Close) are left to
+// the process.
+func (p *chunkPool) release() { p.put(nil, 0) }
 
 // size returns how many chunks are free.
 func (p *chunkPool) size() int {

@@ -292,6 +292,7 @@ func (s *Store) Close() error {
 			s.cancel()
 			<-s.done
 		}
+		s.chunks.release()
 		err := s.w.err
 		if cerr := s.closeFiles(); err == nil {
 			err = cerr
@@ -315,6 +316,7 @@ func (s *Store) crashClose() {
 			s.cancel()
 			<-s.done
 		}
+		s.chunks.release()
 		s.closeFiles()
 		s.closeErr = ErrClosed
 	})
