@@ -288,9 +288,7 @@ func (sc *clusterScope) onRole(c cluster.RoleChange) {
 			return // already taking footage
 		}
 		sc.stopTerm()
-		if err := sc.rec.recorder.Set(nil); err != nil {
-			sc.log.Warn("stop camera sessions", "err", err)
-		}
+		sc.stopRecording()
 		sc.mu.Lock()
 		sc.startReceiverLocked()
 		sc.mu.Unlock()
@@ -298,6 +296,22 @@ func (sc *clusterScope) onRole(c cluster.RoleChange) {
 			a.hub.Publish(events.Event{Kind: "cluster.standby", Severity: events.Warning, Source: sc.opts.ID,
 				Message: fmt.Sprintf("this node is the standby now (epoch %d, planned %v): camera sessions stopped", c.Epoch, c.Planned)})
 		}
+	}
+}
+
+// stopRecording stops the camera sessions at once and makes what they
+// wrote durable and indexed, so that the receiver (next) sees this node's
+// own newest frames: the new primary's footage of the same window goes to
+// backfill streams instead of being refused as going back in time.
+func (sc *clusterScope) stopRecording() {
+	if err := sc.rec.recorder.Set(nil); err != nil {
+		sc.log.Warn("stop camera sessions", "err", err)
+	}
+	sc.rec.handover.silence()
+	ctx, cancel := context.WithTimeout(sc.ctx, 5*time.Second)
+	defer cancel()
+	if err := sc.rec.store.Flush(ctx); err != nil && sc.ctx.Err() == nil {
+		sc.log.Warn("commit this node's last frames before taking the mirror", "err", err)
 	}
 }
 

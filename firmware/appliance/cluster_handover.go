@@ -100,8 +100,18 @@ func (hs *handoverSet) release() {
 // abort drops what the writers hold (the switchover failed).
 func (hs *handoverSet) abort() {
 	hs.mu.Lock()
-	defer hs.mu.Unlock()
 	hs.holding = false
+	hs.mu.Unlock()
+	hs.silence()
+}
+
+// silence makes every writer made so far drop what it is given: their
+// sessions are being stopped (this node stood down), and a frame a stopping
+// session still appends must not land after the mirror has started to
+// append the new primary's footage.
+func (hs *handoverSet) silence() {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
 	for _, w := range hs.writers {
 		w.mu.Lock()
 		w.held, w.heldBytes, w.holding, w.discard = nil, 0, false, true

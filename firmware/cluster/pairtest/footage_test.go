@@ -61,8 +61,7 @@ func videoPackets(t *testing.T, path string) []pkt {
 		}
 		ps = append(ps, pkt{pts: pts, size: size, key: strings.HasPrefix(f[2], "K")})
 	}
-	sort.SliceStable(ps, func(i, j int) bool { return ps[i].pts < ps[j].pts })
-	return ps
+	return ps // decoding order: without B-frames, time order unless recorded twice
 }
 
 // exportAPI exports cam over [from, now] from the API at base (in the
@@ -153,7 +152,7 @@ func maxDelta(ps []pkt) (float64, int) {
 func duplicates(ps []pkt) int {
 	n := 0
 	for i := 1; i < len(ps); i++ {
-		if ps[i].pts-ps[i-1].pts < 0.001 {
+		if ps[i].pts-ps[i-1].pts < 0.0005 {
 			n++
 		}
 	}

@@ -96,7 +96,7 @@ type node struct {
 	mac  string
 }
 
-func (n *node) store() string  { return filepath.Join(n.dir, "store") }
+func (n *node) store() string   { return filepath.Join(n.dir, "store") }
 func (n *node) logPath() string { return filepath.Join(n.dir, "nvrd.log") }
 
 // pair is a rig with the witness, the camera simulator, the VMS and two

@@ -50,6 +50,8 @@ type poll struct {
 	Version   string `json:"version,omitempty"`
 	Recording int    `json:"recording,omitempty"`
 	Healthy   bool   `json:"healthy,omitempty"`
+	// Alarms are the active alarms' messages.
+	Alarms []string `json:"alarms,omitempty"`
 	// ARP: the MACs that answered for the VIP in this round.
 	MACs []string `json:"macs,omitempty"`
 }
@@ -109,7 +111,7 @@ func runHelper(kind, args string) int {
 
 func insecureClient(timeout time.Duration) *http.Client {
 	return &http.Client{Timeout: timeout, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, // the nodes' self-made API certificates
+		TLSClientConfig:     &tls.Config{InsecureSkipVerify: true}, // the nodes' self-made API certificates
 		MaxIdleConnsPerHost: 2,
 	}}
 }
@@ -160,6 +162,9 @@ func helperVMS(ctx context.Context, a vmsArgs, o *out) error {
 					s.VersionMismatch, s.PeerFirmware = cs.VersionMismatch, cs.PeerFirmware
 					s.Connected, s.Batches, s.Lag = cs.Mirror.Connected, cs.Mirror.Batches, cs.Mirror.LagSeconds
 					s.Version, s.Recording, s.Healthy = st.Version, st.Cameras.Recording, st.Healthy
+					for _, al := range st.Alarms {
+						s.Alarms = append(s.Alarms, al.Message)
+					}
 				}
 				o.emit(s)
 				select {

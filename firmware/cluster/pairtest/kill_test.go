@@ -162,31 +162,32 @@ func failback(t *testing.T, p *pair, tKill, from time.Time) {
 	took := time.Since(tSw)
 	p.waitPoll(rig.Primary, tSw, 20*time.Second, "the returned node records", func(s poll) bool { return s.Role == "primary" && s.Recording == len(p.cams) })
 	time.Sleep(3 * time.Second)
-	checkContinuity(t, p, "switchover", tSw.Add(-3*time.Second))
+	checkContinuity(t, p, "switchover", tSw.Add(-3*time.Second), apiBase("vip"), 2.5*framePeriod.Seconds())
 	t.Logf("switchover over the API took %v", took.Round(time.Millisecond))
 }
 
-// checkContinuity exports every camera from the VIP (the new primary,
-// merged with backfill) from since and checks it has no gap beyond the
-// frame period and no frame twice.
-func checkContinuity(t *testing.T, p *pair, what string, since time.Time) {
+// checkContinuity exports every camera from base (merged with backfill)
+// from since and checks it has no gap beyond maxGap seconds and no frame
+// twice; it returns the largest gap.
+func checkContinuity(t *testing.T, p *pair, what string, since time.Time, base string, maxGap float64) float64 {
 	t.Helper()
 	var worst []string
 	var deltas []float64
 	for _, cam := range p.cams {
-		ps := p.exportAPI(apiBase("vip"), cam, since, what)
+		ps := p.exportAPI(base, cam, since, strings.ReplaceAll(what, " ", "-"))
 		d, at := maxDelta(ps)
 		deltas = append(deltas, d)
-		if d > 2.5*framePeriod.Seconds() {
+		if d > maxGap {
 			worst = append(worst, fmt.Sprintf("%s %.3f s at %.3f s", cam, d, ps[at].pts))
 		}
 		if n := duplicates(ps); n > 0 {
-			t.Errorf("%s: %s: %d frames at the time of the one before (recorded twice)", what, cam, n)
+			t.Errorf("%s: %s: %d frames at the time of the one before or earlier (recorded twice)", what, cam, n)
 		}
 	}
 	lo, med, hi := stats(deltas)
-	t.Logf("%s: largest time between frames per camera in the VIP's merged export min/median/max %.3f/%.3f/%.3f s (frame period %.3f s)", what, lo, med, hi, framePeriod.Seconds())
+	t.Logf("%s: largest time between frames per camera in the merged export of %s min/median/max %.3f/%.3f/%.3f s (frame period %.3f s)", what, base, lo, med, hi, framePeriod.Seconds())
 	if len(worst) > 0 {
-		t.Errorf("%s: frames lost (gaps over 2.5 frame periods): %s", what, strings.Join(worst, "; "))
+		t.Errorf("%s: gaps over %.3f s: %s", what, maxGap, strings.Join(worst, "; "))
 	}
+	return hi
 }
