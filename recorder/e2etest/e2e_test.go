@@ -3,11 +3,13 @@ package e2etest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -295,6 +297,12 @@ func checkExport(t *testing.T, ffprobe, file, videoCodec string, plan *clip.Plan
 		if i := monotonic(s.s); i >= 0 {
 			t.Errorf("%s timestamps not monotonic at packet %d: pts %v dts %v after pts %v dts %v",
 				s.name, i, s.s.pts[i], s.s.dts[i], s.s.pts[i-1], s.s.dts[i-1])
+			// The packets around it, for whoever reads the failure.
+			var b strings.Builder
+			for j := max(0, i-8); j < min(len(s.s.pts), i+4); j++ {
+				fmt.Fprintf(&b, "\n  %d: pts %.6f dts %.6f", j, s.s.pts[j], s.s.dts[j])
+			}
+			t.Logf("%s packets around %d:%s", s.name, i, b.String())
 		}
 	}
 	within1 := func(what string, got, want float64) {
