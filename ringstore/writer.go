@@ -25,9 +25,9 @@ type writerState struct {
 	// that index order (by time0) is log order: a commit tick that starts
 	// with an audio frame lagging the video of the previous tick must not
 	// sort before it, or readers return frames out of decoding order.
-	time0 map[uint32]int64
-	queue       []indexEntry           // durable records not yet in the index
-	dirty       map[uint32]bool        // stream summaries to persist
+	time0       map[uint32]int64
+	queue       []indexEntry    // durable records not yet in the index
+	dirty       map[uint32]bool // stream summaries to persist
 	buf         []byte
 	pendingOpen *record // the open record, when the head had no room for it at Open
 	err         error   // sticky: the writer can no longer write
