@@ -87,6 +87,7 @@ type recvTrack struct {
 	payloadBytes int
 	decodeErrors int
 	srs          []*rtcp.SenderReport
+	framesAtSR   int // frames received when the first sender report came
 	lastSeq      uint16
 	seqGaps      int
 	ssrc         uint32 // of the last packet
@@ -243,6 +244,9 @@ func (r *testReader) install(t *testing.T, rt *recvTrack) {
 	r.c.OnPacketRTCP(rt.media, func(p rtcp.Packet) {
 		if sr, ok := p.(*rtcp.SenderReport); ok {
 			r.mu.Lock()
+			if len(rt.srs) == 0 {
+				rt.framesAtSR = len(rt.frames)
+			}
 			rt.srs = append(rt.srs, sr)
 			r.mu.Unlock()
 		}

@@ -182,9 +182,12 @@ func newTrackState(clock int, pt uint8) trackState {
 	}
 }
 
-// ticks converts d to RTP ticks of clock (wrapping, signed).
+// ticks converts d to RTP ticks of clock (wrapping, signed). Whole seconds
+// and the rest are converted apart: d*clock overflows int64 past 28 hours
+// at 90 kHz.
 func ticks(d time.Duration, clock int) uint32 {
-	return uint32(int64(d) * int64(clock) / int64(time.Second))
+	sec, rest := int64(d/time.Second), int64(d%time.Second)
+	return uint32(sec*int64(clock) + rest*int64(clock)/int64(time.Second))
 }
 
 // pump is the state of a path's sending goroutine.
@@ -200,6 +203,9 @@ type pump struct {
 	loop    int   // 0 or 1: the clip served
 	nextSR  time.Time
 	garbage *rand.Rand
+	// now and faults are those of the sendDue call in progress.
+	now    time.Time
+	faults faultState
 }
 
 // run sends the path's stream in real time until ctx is done.
@@ -306,6 +312,7 @@ func (u *pump) sendDue(now time.Time) {
 		}
 	}
 	f := p.takeFaults(now)
+	u.now, u.faults = now, f
 	if f.switchClip {
 		u.loop ^= 1
 		u.cursor = 0
@@ -363,6 +370,13 @@ func (u *pump) write(track int, ts *trackState, payload []byte, marker bool, rtp
 	ts.octets += uint32(len(payload))
 	u.p.stats.packets.Add(1)
 	u.p.stats.bytes.Add(uint64(rtpHeaderSize + len(payload)))
+	if ts.srPending {
+		// A reader started: the report goes right after the first packet
+		// (the SSRC is known from then on), so the reader can time the
+		// very first access unit with it, as it ends after this packet.
+		ts.srPending = false
+		u.sendReport(track, ts, u.now, u.faults)
+	}
 }
 
 const rtpHeaderSize = 12
@@ -394,25 +408,30 @@ func (u *pump) sendAudio(jump time.Duration) {
 }
 
 // sendReports sends an RTCP sender report on each track that has sent RTP
-// (only those with one pending if pendingOnly): the wall clock (shifted by
-// the jump-ntp fault) and the RTP time of now.
+// (only those with one pending if pendingOnly).
 func (u *pump) sendReports(now time.Time, f faultState, pendingOnly bool) {
-	since := now.Sub(u.t0)
 	for track, ts := range []*trackState{&u.video, &u.audio} {
 		if !ts.sent || (pendingOnly && !ts.srPending) {
 			continue
 		}
 		ts.srPending = false
-		sr := &rtcp.SenderReport{
-			SSRC:        ts.ssrc,
-			NTPTime:     ntpTime(now.Add(f.jumpNTP)),
-			RTPTime:     ts.ts0 + ticks(since, ts.clock) + ticks(f.jumpRTP, ts.clock),
-			PacketCount: ts.packets,
-			OctetCount:  ts.octets,
-		}
-		if err := u.st.writeRTCP(track, sr); err == nil {
-			u.p.stats.senderReports.Add(1)
-		}
+		u.sendReport(track, ts, now, f)
+	}
+}
+
+// sendReport sends a sender report on track: the wall clock of now
+// (shifted by the jump-ntp fault) and the track's RTP time of now.
+func (u *pump) sendReport(track int, ts *trackState, now time.Time, f faultState) {
+	since := now.Sub(u.t0)
+	sr := &rtcp.SenderReport{
+		SSRC:        ts.ssrc,
+		NTPTime:     ntpTime(now.Add(f.jumpNTP)),
+		RTPTime:     ts.ts0 + ticks(since, ts.clock) + ticks(f.jumpRTP, ts.clock),
+		PacketCount: ts.packets,
+		OctetCount:  ts.octets,
+	}
+	if err := u.st.writeRTCP(track, sr); err == nil {
+		u.p.stats.senderReports.Add(1)
 	}
 }
 

@@ -52,6 +52,10 @@ func TestStreams(t *testing.T) {
 			v := r.waitFrames(t, 0, tt.frames, time.Duration(tt.frames)*framePeriod+3*time.Second)
 			checkVideo(t, s, tt.cfg.Video, v)
 			checkSenderReports(t, v, videoClock)
+			if tt.transport == gortsplib.TransportTCP && v.framesAtSR != 0 {
+				// Over TCP RTCP and RTP share the connection, in order.
+				t.Errorf("first sender report came after %d frames, want before the first one ended", v.framesAtSR)
+			}
 			wantTracks := 1
 			if tt.cfg.Audio != "" && tt.cfg.Audio != AudioNone {
 				wantTracks = 2
