@@ -190,11 +190,12 @@ func (a *App) installFirmware(ctx context.Context, req console.FirmwareInstall, 
 		a.log.Warn("running version is not semver-like: firmware version checks skipped", "version", cur)
 		cur = ""
 	}
-	b, err := bundle.Open(&countingReaderAt{r: f, size: size, step: console.StepVerify, progress: progress}, size,
-		bundle.Options{Keys: keys, Board: board, CurrentVersion: cur, AllowDowngrade: req.AllowDowngrade})
+	verify := &countingReaderAt{r: f, size: size, step: console.StepVerify, progress: progress}
+	b, err := bundle.Open(verify, size, bundle.Options{Keys: keys, Board: board, CurrentVersion: cur, AllowDowngrade: req.AllowDowngrade})
 	if err != nil {
 		return console.FirmwareInstalled{}, fmt.Errorf("refused: %w", err)
 	}
+	verify.quiet.Store(true) // the install reads the parts again: that is writing's progress
 	var total, base int64
 	for _, p := range b.Manifest.Parts {
 		total += p.Size
@@ -314,11 +315,13 @@ func (fw *Firmware) fetch(ctx context.Context, source string, progress func(cons
 	return f, done, cleanup, nil
 }
 
-// countingReaderAt reports the bytes read through it as progress of step.
+// countingReaderAt reports the bytes read through it as progress of step
+// until quiet is set.
 type countingReaderAt struct {
 	r        io.ReaderAt
 	size     int64
 	read     atomic.Int64
+	quiet    atomic.Bool
 	step     string
 	progress func(console.FirmwareProgress)
 }
@@ -326,6 +329,8 @@ type countingReaderAt struct {
 func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	n, err := c.r.ReadAt(p, off)
 	done := c.read.Add(int64(n))
-	c.progress(console.FirmwareProgress{Step: c.step, Done: min(done, c.size), Total: c.size})
+	if !c.quiet.Load() {
+		c.progress(console.FirmwareProgress{Step: c.step, Done: min(done, c.size), Total: c.size})
+	}
 	return n, err
 }

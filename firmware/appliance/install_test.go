@@ -129,13 +129,20 @@ func TestInstallFirmware(t *testing.T) {
 			source := tt.prepare(t, e)
 			envBefore, _ := os.ReadFile(filepath.Join(e.boot, slots.EnvFile))
 			last := map[string]console.FirmwareProgress{}
+			var order []string // steps in the order they started
 			res, err := e.app.installFirmware(context.Background(), console.FirmwareInstall{Source: source, AllowDowngrade: tt.downgrade},
 				func(p console.FirmwareProgress) {
 					if prev, ok := last[p.Step]; ok && p.Done < prev.Done {
 						t.Errorf("%s progress went back: %d after %d", p.Step, p.Done, prev.Done)
 					}
+					if len(order) == 0 || order[len(order)-1] != p.Step {
+						order = append(order, p.Step)
+					}
 					last[p.Step] = p
 				})
+			if len(order) != len(last) {
+				t.Errorf("steps interleaved: %v", order)
+			}
 			envAfter, _ := os.ReadFile(filepath.Join(e.boot, slots.EnvFile))
 			if tt.wantErr != nil {
 				if err == nil || (tt.wantErr != errAny && !errors.Is(err, tt.wantErr)) {
