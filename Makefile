@@ -61,23 +61,23 @@ clean:
 	rm -rf bin var
 
 # The firmware image (image/): Debian's kernel, a u-root initramfs with nvrd,
-# and the signed bundle, in out/image. FW_KEY is created on first use (a
-# development key; release builds pass their own).
+# image/appliance as its uinit, mdadm (Debian's, with its libraries) and the
+# public key of FW_KEY as the trusted firmware key, and the signed bundle, in
+# out/image. FW_KEY is created on first use (a development key; release
+# builds pass their own).
 FW_VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null); echo $${v:-0.1.0-dev})
 FW_KEY     ?= out/keys/dev.key
 FW_BOARDS  ?= nvr4,nvr8,qemu
-# nvrd's arguments at boot; empty means mkimage's default (image/mkimage.DefaultUinit).
-FW_UINIT   ?=
 
 .PHONY: image qemu-smoke
 
 image: out/go.mod
 	./image/fetch-kernel.sh out/kernel
+	./image/fetch-userland.sh out/userland
 	@mkdir -p $(dir $(FW_KEY))
 	@test -f $(FW_KEY) || $(GO) run ./firmware/cmd/nvrd firmware keygen --out $(FW_KEY)
-	CGO_ENABLED=0 $(GO) run ./image/cmd/mkimage -kernel-root out/kernel/root -out out/image \
-		-version $(FW_VERSION) -build-id $(BUILD_ID) -key $(FW_KEY) -boards $(FW_BOARDS) \
-		$(if $(FW_UINIT),-uinit '$(FW_UINIT)')
+	CGO_ENABLED=0 $(GO) run ./image/cmd/mkimage -kernel-root out/kernel/root -userland-root out/userland/root \
+		-out out/image -version $(FW_VERSION) -build-id $(BUILD_ID) -key $(FW_KEY) -boards $(FW_BOARDS)
 
 # Boots the image under QEMU (TCG): slots played by firmware/slots, then a real
 # GRUB from a disk made by image/grub/mkdisk.sh.
@@ -99,9 +99,10 @@ soak: deps
 # through the serial console, the API and QMP (console + recording + export,
 # PMBus PSU fault on i2c-stub, drive bay on gpio-sim, RAID1 disk removal,
 # watchdog reset, signed A/B upgrade with rollback, power cut during install).
-# About 12 minutes on 2 cores; guests run one at a time. gpio-sim is built
-# from Debian's linux-source/headers (downloaded by the test, cached in
-# out/image/qemutest/cache); mdadm for the guest comes from apt-get download.
+# About 9 minutes on 2 cores, make image and a cold gpio-sim build included;
+# guests run one at a time. gpio-sim is built from Debian's
+# linux-source/headers of the image's kernel (downloaded by the test, cached
+# in out/image/qemutest/cache). The last step of make test.
 .PHONY: qemu-test
 qemu-test: image
 	@command -v qemu-system-x86_64 >/dev/null && command -v mkfs.ext4 >/dev/null && command -v debugfs >/dev/null && \

@@ -17,6 +17,11 @@ rm -f ./*.deb
 pkg=${KERNEL_PKG:-}
 if [ -z "$pkg" ]; then
   apt-get download linux-image-amd64 2>&1 | grep -v unsandboxed || true
+  if ! compgen -G "linux-image-amd64_*.deb" >/dev/null; then
+    # A fresh machine may have no package lists yet.
+    apt-get update -qq
+    apt-get download linux-image-amd64 2>&1 | grep -v unsandboxed || true
+  fi
   meta=$(ls linux-image-amd64_*.deb)
   pkg=$(dpkg-deb -f "$meta" Depends | grep -o 'linux-image-[0-9][^ ,(]*-amd64' | head -n1)
 fi

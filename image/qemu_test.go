@@ -176,8 +176,9 @@ func ensureImage(t *testing.T) {
 }
 
 // TestImageContents checks the built initramfs: init, the uinit link to
-// nvrd with the appliance's arguments, the rescue shell, and the kernel
-// modules with their metadata.
+// the appliance, nvrd, the rescue shell, mdadm with its libraries, the
+// trusted firmware key (the build's signing key), and the kernel modules
+// with their metadata.
 func TestImageContents(t *testing.T) {
 	if !smokeEnabled() {
 		if _, err := os.Stat(filepath.Join(outDir, mkimage.InitramfsFile)); err != nil {
@@ -217,13 +218,27 @@ func TestImageContents(t *testing.T) {
 		}
 		return string(b)
 	}
-	if got := content("bin/uinit"); got != "nvrd" && got != "/bin/nvrd" {
-		t.Errorf("bin/uinit -> %q, want nvrd", got)
+	if got := content("bin/uinit"); got != "appliance" && got != "/"+mkimage.ApplianceBin {
+		t.Errorf("bin/uinit -> %q, want /%s", got, mkimage.ApplianceBin)
 	}
-	if got, want := content("etc/uinit.flags"), fileflag.ArgvToFile(mkimage.DefaultUinit()); got != want {
-		t.Errorf("etc/uinit.flags = %q, want %q", got, want)
+	if _, ok := files["etc/uinit.flags"]; ok {
+		t.Errorf("etc/uinit.flags present: the appliance takes its settings from the kernel command line")
 	}
-	for _, name := range []string{"init", "bin/nvrd", "bin/defaultsh", "bbin/bb", "bbin/ip", "bbin/dmesg", "lib/modules-load.d/nvr.conf"} {
+	// The image trusts the key that signed its bundle (make image's key).
+	keyRaw, err := os.ReadFile(filepath.Join("..", "out", "keys", "dev.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := bundle.ParsePrivateKey(keyRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trusted, err := bundle.ParsePublicKeys([]byte(content(mkimage.TrustedKeysFile)))
+	if err != nil || len(trusted) != 1 || !trusted[0].Equal(key.Public()) {
+		t.Errorf("%s does not hold the signing key's public key (%v)", mkimage.TrustedKeysFile, err)
+	}
+	for _, name := range []string{"init", "bin/nvrd", mkimage.ApplianceBin, "bin/defaultsh", "bbin/bb", "bbin/ip", "bbin/dmesg",
+		"lib/modules-load.d/nvr.conf", "sbin/mdadm", "lib64/ld-linux-x86-64.so.2", "lib/x86_64-linux-gnu/libc.so.6", "usr/lib/x86_64-linux-gnu/libudev.so.1"} {
 		if _, ok := files[name]; !ok {
 			t.Errorf("initramfs lacks %s", name)
 		}
@@ -241,7 +256,7 @@ func TestImageContents(t *testing.T) {
 		}
 	}
 	conf := content("lib/modules-load.d/nvr.conf")
-	for _, m := range []string{"raid456", "i6300esb", "softdog", "e1000e", "igb", "virtio_net"} {
+	for _, m := range []string{"raid456", "i6300esb", "softdog", "e1000e", "igb", "virtio_net", "ext4"} {
 		if !strings.Contains(conf, "\n"+m+"\n") {
 			t.Errorf("nvr.conf does not load %s", m)
 		}
@@ -266,7 +281,7 @@ func smokeUinit() []string {
 // /bin/uinit at smokeuinit (image/internal/smokeuinit, built here), which
 // runs /bin/nvrd with them, its output straight on the console, and then
 // powers off. Later archive members win. TestImageContents checks the real
-// /bin/uinit link to nvrd.
+// /bin/uinit link to the appliance.
 func writeOverlay(t *testing.T, path string, args []string) {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "smokeuinit")

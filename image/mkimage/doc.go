@@ -4,12 +4,17 @@
 // carries both (package firmware/bundle).
 //
 // The initramfs holds u-root's init and a busybox of rescue commands (pinned
-// by the image/rescue module), nvrd built with the version stamped in, and
-// the kernel modules the appliance needs with their dependencies
+// by the image/rescue module), nvrd built with the version stamped in,
+// image/appliance (/bin/uinit links to it: it mounts the volumes, assembles
+// the RAID1 array and execs nvrd run --appliance), Debian's mdadm with the
+// shared libraries and loader its ELF header names (from an unpacked
+// Debian root, Options.UserlandRoot, made by image/fetch-userland.sh), the
+// public key of the build's signing key as the trusted firmware key
+// (/etc/nvr/firmware.pub: the image accepts the bundles its build signs),
+// and the kernel modules the appliance needs with their dependencies
 // (image/kmod), which u-root's init loads at boot from
-// /lib/modules-load.d/nvr.conf. init then runs /bin/uinit, a link to
-// /bin/nvrd, with the arguments in /etc/uinit.flags (Options.Uinit); when
-// nvrd exits, init starts the rescue shell on the console.
+// /lib/modules-load.d/nvr.conf. When the appliance fails, init starts the
+// rescue shell on the console.
 //
 // # Reproducibility
 //

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -28,12 +29,13 @@ import (
 
 // DefaultModules are the kernel modules in the image: watchdogs, I2C
 // (PMBus power supplies, the I2C stub for tests), md RAID (crc32c_generic is
-// libcrc32c's soft dependency, needed by raid456), virtio for QEMU, and the
-// Intel NICs of the supported boards.
+// libcrc32c's soft dependency, needed by raid456), ext4 (the config and
+// recording volumes), virtio for QEMU, and the Intel NICs of the supported
+// boards.
 func DefaultModules() []string {
 	return []string{
 		"i6300esb", "softdog", "i2c-dev", "i2c-stub", "i2c-i801",
-		"md_mod", "raid1", "crc32c_generic", "raid456",
+		"md_mod", "raid1", "crc32c_generic", "raid456", "ext4",
 		"virtio_pci", "virtio_blk", "virtio_net",
 		"e1000", "e1000e", "igb",
 	}
@@ -54,10 +56,15 @@ func DefaultCommands() []string {
 	}
 }
 
-// DefaultUinit is what init runs: nvrd with the appliance's paths.
-func DefaultUinit() []string {
-	return []string{"run", "--config", "/perm/nvr/config.db", "--data", "/data", "--console", "/dev/ttyS0"}
-}
+// Paths inside the image.
+const (
+	// ApplianceBin is image/appliance, u-root's uinit (/bin/uinit links to
+	// it): it mounts the volumes and execs nvrd (see its doc).
+	ApplianceBin = "bin/appliance"
+	// TrustedKeysFile holds the public keys bundles must be signed with: the
+	// build's signing key (Options.KeyFile).
+	TrustedKeysFile = "etc/nvr/firmware.pub"
+)
 
 // Output file names in OutDir.
 const (
@@ -94,7 +101,16 @@ type Options struct {
 	// none.
 	MinVersion string
 	// KeyFile is the ed25519 signing key (nvrd firmware keygen). Required.
+	// The bundle is signed with it and the image trusts its public key
+	// (TrustedKeysFile), so the image accepts the bundles of its own build.
 	KeyFile string
+	// UserlandRoot is an unpacked Debian amd64 root (image/fetch-userland.sh)
+	// holding Programs and the shared libraries they need. Required.
+	UserlandRoot string
+	// Programs are the dynamically linked programs (paths inside
+	// UserlandRoot) the image carries with their libraries and loader;
+	// default DefaultPrograms().
+	Programs []string
 	// Modules are the kernel modules in the image, loaded at boot unless
 	// listed in NoAutoload; default DefaultModules().
 	Modules []string
@@ -104,8 +120,6 @@ type Options struct {
 	// Commands are u-root core commands to include; default
 	// DefaultCommands() (which must include init and gosh).
 	Commands []string
-	// Uinit are nvrd's arguments at boot; default DefaultUinit().
-	Uinit []string
 	// Logger receives progress; nil discards.
 	Logger *slog.Logger
 }
@@ -119,8 +133,8 @@ type Result struct {
 
 func (o *Options) setDefaults() error {
 	switch {
-	case o.KernelRoot == "", o.OutDir == "", o.Version == "", o.BuildID == "", len(o.Boards) == 0, o.KeyFile == "":
-		return errors.New("mkimage: KernelRoot, OutDir, Version, BuildID, Boards and KeyFile are required")
+	case o.KernelRoot == "", o.OutDir == "", o.Version == "", o.BuildID == "", len(o.Boards) == 0, o.KeyFile == "", o.UserlandRoot == "":
+		return errors.New("mkimage: KernelRoot, OutDir, Version, BuildID, Boards, KeyFile and UserlandRoot are required")
 	}
 	if _, err := bundle.ParseVersion(o.Version); err != nil {
 		return fmt.Errorf("mkimage: %w", err)
@@ -143,13 +157,13 @@ func (o *Options) setDefaults() error {
 	if o.Commands == nil {
 		o.Commands = DefaultCommands()
 	}
-	if o.Uinit == nil {
-		o.Uinit = DefaultUinit()
+	if o.Programs == nil {
+		o.Programs = DefaultPrograms()
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	for _, p := range []*string{&o.KernelRoot, &o.OutDir, &o.WorkDir, &o.RepoDir, &o.RescueDir} {
+	for _, p := range []*string{&o.KernelRoot, &o.OutDir, &o.WorkDir, &o.RepoDir, &o.RescueDir, &o.UserlandRoot} {
 		abs, err := filepath.Abs(*p)
 		if err != nil {
 			return fmt.Errorf("mkimage: %w", err)
@@ -190,12 +204,25 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	if err := buildNvrd(ctx, opts, nvrd); err != nil {
 		return nil, err
 	}
+	appliance := filepath.Join(opts.WorkDir, "appliance")
+	if err := goBuild(ctx, opts, "./image/appliance", "", appliance); err != nil {
+		return nil, err
+	}
 	files, mods, err := moduleFiles(opts, kver)
 	if err != nil {
 		return nil, err
 	}
 	res.Modules = mods
-	files = append(files, nvrd+":bin/nvrd")
+	progs, err := programFiles(opts.UserlandRoot, opts.Programs)
+	if err != nil {
+		return nil, err
+	}
+	pub := filepath.Join(opts.WorkDir, "firmware.pub")
+	if err := writeTrustedKey(opts.KeyFile, pub); err != nil {
+		return nil, err
+	}
+	files = append(files, progs...)
+	files = append(files, nvrd+":bin/nvrd", appliance+":"+ApplianceBin, pub+":"+TrustedKeysFile)
 	log.Info("building initramfs", "commands", len(opts.Commands), "modules", len(mods))
 	cpioPath := filepath.Join(opts.WorkDir, "initramfs.cpio")
 	if err := buildInitramfs(opts, files, cpioPath); err != nil {
@@ -235,14 +262,21 @@ func findKernel(root string) (string, string, error) {
 }
 
 func buildNvrd(ctx context.Context, opts Options, out string) error {
-	ldflags := fmt.Sprintf("-s -w -X main.version=%s -X main.buildID=%s", opts.Version, opts.BuildID)
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", out, "./firmware/cmd/nvrd")
+	ldflags := fmt.Sprintf("-X main.version=%s -X main.buildID=%s", opts.Version, opts.BuildID)
+	return goBuild(ctx, opts, "./firmware/cmd/nvrd", ldflags, out)
+}
+
+// goBuild builds pkg of the repository for the appliance (linux/amd64, no
+// cgo, stripped, reproducible) into out.
+func goBuild(ctx context.Context, opts Options, pkg, ldflags, out string) error {
+	ldflags = strings.TrimSpace("-s -w " + ldflags)
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", out, pkg)
 	cmd.Dir = opts.RepoDir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOFLAGS=-buildvcs=false")
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("mkimage: build nvrd: %w\n%s", err, stderr.Bytes())
+		return fmt.Errorf("mkimage: build %s: %w\n%s", pkg, err, stderr.Bytes())
 	}
 	return nil
 }
@@ -323,7 +357,7 @@ func buildInitramfs(opts Options, files []string, out string) error {
 		uimage.WithReplaceEnv(env),
 		uimage.WithBusyboxCommands(cmds...),
 		uimage.WithInit("init"),
-		uimage.WithUinit("/bin/nvrd", opts.Uinit...),
+		uimage.WithUinit("/"+ApplianceBin),
 		uimage.WithShell("gosh"),
 		uimage.WithFiles(files...),
 		uimage.WithSkipLDD(),
@@ -356,6 +390,27 @@ func gzipFile(src, dst string) error {
 		}
 		return zw.Close()
 	})
+}
+
+// writeTrustedKey writes the public key of the signing key in keyFile to
+// out (PEM, as nvrd firmware verify --pubkey reads it).
+func writeTrustedKey(keyFile, out string) error {
+	raw, err := os.ReadFile(keyFile)
+	if err != nil {
+		return fmt.Errorf("mkimage: signing key: %w", err)
+	}
+	key, err := bundle.ParsePrivateKey(raw)
+	if err != nil {
+		return fmt.Errorf("mkimage: signing key %s: %w", keyFile, err)
+	}
+	pem, err := bundle.MarshalPublicKey(key.Public().(ed25519.PublicKey))
+	if err != nil {
+		return fmt.Errorf("mkimage: public key: %w", err)
+	}
+	if err := os.WriteFile(out, pem, 0o644); err != nil {
+		return fmt.Errorf("mkimage: %w", err)
+	}
+	return nil
 }
 
 func packBundle(opts Options, kernel, initramfs, out string) error {

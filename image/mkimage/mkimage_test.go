@@ -10,7 +10,7 @@ import (
 )
 
 func TestOptionsValidate(t *testing.T) {
-	full := Options{KernelRoot: "k", OutDir: "o", Version: "1.0.0", BuildID: "b", Boards: []string{"x"}, KeyFile: "key"}
+	full := Options{KernelRoot: "k", OutDir: "o", Version: "1.0.0", BuildID: "b", Boards: []string{"x"}, KeyFile: "key", UserlandRoot: "u"}
 	tests := []struct {
 		name string
 		mod  func(o *Options)
@@ -20,6 +20,7 @@ func TestOptionsValidate(t *testing.T) {
 		{"no kernel", func(o *Options) { o.KernelRoot = "" }, false},
 		{"no boards", func(o *Options) { o.Boards = nil }, false},
 		{"no key", func(o *Options) { o.KeyFile = "" }, false},
+		{"no userland", func(o *Options) { o.UserlandRoot = "" }, false},
 		{"git hash as version", func(o *Options) { o.Version = "38a2003" }, false},
 	}
 	for _, tt := range tests {
@@ -29,7 +30,7 @@ func TestOptionsValidate(t *testing.T) {
 		if (err == nil) != tt.ok {
 			t.Errorf("%s: setDefaults = %v", tt.name, err)
 		}
-		if err == nil && (o.WorkDir != filepath.Join(o.OutDir, "build") || len(o.Modules) == 0 || len(o.Uinit) == 0 || o.Logger == nil) {
+		if err == nil && (o.WorkDir != filepath.Join(o.OutDir, "build") || len(o.Modules) == 0 || len(o.Programs) == 0 || o.Logger == nil) {
 			t.Errorf("%s: defaults not applied: %+v", tt.name, o)
 		}
 	}
@@ -47,7 +48,7 @@ func TestModuleFiles(t *testing.T) {
 	os.MkdirAll(filepath.Join(root, "boot"), 0o755)
 	os.WriteFile(filepath.Join(root, "boot", "vmlinuz-6.1.0-test"), []byte("k"), 0o644)
 
-	o := Options{KernelRoot: root, OutDir: t.TempDir(), Version: "1.0.0", BuildID: "b", Boards: []string{"x"}, KeyFile: "k",
+	o := Options{KernelRoot: root, OutDir: t.TempDir(), Version: "1.0.0", BuildID: "b", Boards: []string{"x"}, KeyFile: "k", UserlandRoot: "u",
 		Modules: []string{"raid1", "i2c-stub", "virtio_pci", "softdog"}}
 	if err := o.setDefaults(); err != nil {
 		t.Fatal(err)
@@ -108,6 +109,7 @@ func TestReproducible(t *testing.T) {
 		res, err := Build(context.Background(), Options{
 			KernelRoot: filepath.Join(repo, "out", "kernel", "root"), OutDir: out, RepoDir: src,
 			Version: "1.0.0", BuildID: "repro", Boards: []string{"qemu"}, KeyFile: filepath.Join(repo, "out", "keys", "dev.key"),
+			UserlandRoot: filepath.Join(repo, "out", "userland", "root"),
 		})
 		if err != nil {
 			t.Fatal(err)

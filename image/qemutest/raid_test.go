@@ -1,99 +1,14 @@
 package qemutest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/u-root/mkuimage/cpio"
 )
-
-// raidOverlay returns a cpio archive adding Debian's mdadm (downloaded with
-// apt-get download into the build cache, never committed) and the shared
-// libraries it needs to the guest.
-func raidOverlay(t *testing.T, e *env) string {
-	t.Helper()
-	out := filepath.Join(e.cache, "mdadm.cpio")
-	if _, err := os.Stat(out); err == nil {
-		return out
-	}
-	debs, _ := filepath.Glob(filepath.Join(e.cache, "mdadm_*.deb"))
-	if len(debs) == 0 {
-		cmd := exec.Command("apt-get", "download", "mdadm")
-		cmd.Dir = e.cache
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("apt-get download mdadm: %v\n%s", err, b)
-		}
-		debs, _ = filepath.Glob(filepath.Join(e.cache, "mdadm_*.deb"))
-	}
-	if len(debs) == 0 {
-		t.Fatal("apt-get download mdadm left no .deb")
-	}
-	root := filepath.Join(e.cache, "mdadm-root")
-	os.RemoveAll(root)
-	if b, err := exec.Command("dpkg-deb", "-x", debs[0], root).CombinedOutput(); err != nil {
-		t.Fatalf("dpkg-deb -x: %v\n%s", err, b)
-	}
-	bin := filepath.Join(root, "sbin", "mdadm")
-	ldd, err := exec.Command("ldd", bin).Output()
-	if err != nil {
-		t.Fatalf("ldd mdadm: %v", err)
-	}
-	files := map[string]string{"sbin/mdadm": bin} // archive path -> host file
-	for _, line := range strings.Split(string(ldd), "\n") {
-		f := strings.Fields(line)
-		var p string
-		switch {
-		case len(f) >= 3 && f[1] == "=>":
-			p = f[2]
-		case len(f) >= 1 && strings.HasPrefix(f[0], "/"):
-			p = f[0]
-		default:
-			continue
-		}
-		files[strings.TrimPrefix(p, "/")] = p
-	}
-	dirs := map[string]bool{}
-	for a := range files {
-		for d := filepath.Dir(a); d != "."; d = filepath.Dir(d) {
-			dirs[d] = true
-		}
-	}
-	var recs []cpio.Record
-	for _, d := range sortedKeys(dirs) {
-		recs = append(recs, cpio.Directory(d, 0o755))
-	}
-	paths := map[string]bool{}
-	for a := range files {
-		paths[a] = true
-	}
-	for _, a := range sortedKeys(paths) {
-		b, err := os.ReadFile(files[a])
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs = append(recs, cpio.StaticFile(a, string(b), 0o755))
-	}
-	var buf bytes.Buffer
-	w := cpio.Newc.Writer(&buf)
-	if err := cpio.WriteRecords(w, recs); err != nil {
-		t.Fatal(err)
-	}
-	if err := cpio.WriteTrailer(w); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 // TestRAIDDiskRemoved is scenario 3: the recording volume is a RAID1 of two
 // virtio disks (made by mdadm in the guest at first boot over identical
@@ -102,17 +17,8 @@ func raidOverlay(t *testing.T, e *env) string {
 // the array is reported degraded.
 func TestRAIDDiskRemoved(t *testing.T) {
 	e := setup(t)
-	needTool(t, "dpkg-deb", "dpkg")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	initrd := filepath.Join(t.TempDir(), "initrd")
-	img, err := os.ReadFile(e.initrd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := appendOverlay(initrd, img, raidOverlay(t, e)); err != nil {
-		t.Fatal(err)
-	}
 	camPort, apiPort := freePort(t), freePort(t)
 	camsim(t, e, camPort, "cam1=h264")
 	dir := t.TempDir()
@@ -134,7 +40,7 @@ func TestRAIDDiskRemoved(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	v := startVM(t, ctx, vmOptions{name: "s3-raid", kernel: e.kernel, initrd: initrd, disks: []string{perm, m1, m2},
+	v := startVM(t, ctx, vmOptions{name: "s3-raid", kernel: e.kernel, initrd: e.initrd, disks: []string{perm, m1, m2},
 		apiPort: apiPort, cmdline: []string{"nvr.raid=/dev/vdb,/dev/vdc"}})
 	_, us := v.expect(userSpaceRe, 3*time.Minute)
 	lp := firstLogin(v)

@@ -23,17 +23,14 @@ const (
 	repoDir     = "../.."
 	outDir      = "../../out/image"
 	kernelRoot  = "../../out/kernel/root"
-	pubkeyPath  = "../../out/keys/dev.key.pub"
 	privkeyPath = "../../out/keys/dev.key"
 )
 
 // extraModules are loaded at boot by the test overlay on top of the
-// image's: the volumes' file system, and the netlink families that
-// firmware/netconf's netlink.NewHandle() opens besides NETLINK_ROUTE (XFRM
-// and NETFILTER; without them nvrd run --appliance fails with "open
-// netlink: protocol not supported").
-// configfs is what gpio-sim (built at test time) is configured through.
-func extraModules() []string { return []string{"ext4", "xfrm_user", "nfnetlink", "configfs"} }
+// image's: configfs, which gpio-sim (built at test time, scenario 2) is
+// configured through. Everything else a guest runs (image/appliance as the
+// uinit, ext4, mdadm, the trusted firmware key) is in the image itself.
+func extraModules() []string { return []string{"configfs"} }
 
 // enabled reports whether the suite must run: make qemu-test sets
 // NVR_QEMU_TEST=1 (it boots about a dozen guests, ~10 min on 2 cores, so
@@ -48,7 +45,7 @@ type env struct {
 	overlay string // the overlay alone (appended to other initramfs images)
 	nvrd    string // nvrd for the host (camera simulator, bundle tools)
 	dir     string // this test binary's build outputs (removed at exit)
-	cache   string // downloads and builds kept between runs (mdadm, gpio-sim)
+	cache   string // builds kept between runs (gpio-sim)
 }
 
 // needTool fails under CI and skips otherwise when a tool is missing.
@@ -126,16 +123,12 @@ func build(t *testing.T) (*env, error) {
 	if err := goBuild(e.nvrd, "./firmware/cmd/nvrd", false); err != nil {
 		return nil, err
 	}
-	uinit := filepath.Join(dir, "appliance")
-	if err := goBuild(uinit, "./image/appliance", true); err != nil {
-		return nil, err
-	}
 	agent := filepath.Join(dir, "agent")
 	if err := goBuild(agent, "./image/qemutest/agent", true); err != nil {
 		return nil, err
 	}
 	e.overlay = filepath.Join(dir, "overlay.cpio")
-	if err := writeOverlay(e.overlay, uinit, agent); err != nil {
+	if err := writeOverlay(e.overlay, agent); err != nil {
 		return nil, err
 	}
 	img, err := os.ReadFile(filepath.Join(outDir, mkimage.InitramfsFile))
@@ -180,11 +173,10 @@ func appendOverlay(dst string, img []byte, overlay string) error {
 }
 
 // writeOverlay writes the cpio archive the tests append to an image's
-// initramfs: /bin/uinit -> image/appliance (no arguments), the test agent
-// (/bin/qemutest-agent, started only with nvr.agent=), the trusted
-// firmware key (/etc/nvr/firmware.pub, the development key), the extra
-// modules and a modules.dep covering them with the image's.
-func writeOverlay(path, uinit, agent string) error {
+// initramfs, with only what is test-only: the test agent
+// (/bin/qemutest-agent, started only with nvr.agent=), the extra modules
+// and a modules.dep covering them with the image's.
+func writeOverlay(path, agent string) error {
 	kvers, _ := filepath.Glob(filepath.Join(kernelRoot, "lib", "modules", "*"))
 	if len(kvers) != 1 {
 		return fmt.Errorf("want one kernel under %s/lib/modules, found %d", kernelRoot, len(kvers))
@@ -203,27 +195,13 @@ func writeOverlay(path, uinit, agent string) error {
 	if err != nil {
 		return err
 	}
-	bin, err := os.ReadFile(uinit)
-	if err != nil {
-		return err
-	}
 	agentBin, err := os.ReadFile(agent)
 	if err != nil {
 		return err
 	}
-	pub, err := os.ReadFile(pubkeyPath)
-	if err != nil {
-		return fmt.Errorf("the development public key (make image writes it): %w", err)
-	}
 	inImage := "lib/modules/" + kver + "/"
 	recs := []cpio.Record{
-		cpio.Directory("etc", 0o755),
-		cpio.StaticFile("etc/uinit.flags", "", 0o444),
-		cpio.Directory("etc/nvr", 0o755),
-		cpio.StaticFile("etc/nvr/firmware.pub", string(pub), 0o444),
 		cpio.Directory("bin", 0o755),
-		cpio.StaticFile("bin/appliance", string(bin), 0o755),
-		cpio.Symlink("bin/uinit", "/bin/appliance"),
 		cpio.StaticFile("bin/qemutest-agent", string(agentBin), 0o755),
 		cpio.Directory("lib", 0o755),
 		cpio.Directory("lib/modules-load.d", 0o755),

@@ -1,6 +1,6 @@
 // Command mkimage builds the firmware image (see package image/mkimage):
 // out/image/{vmlinuz,vmlinux,initramfs.cpio.gz,bundle.nvrfw}. make image
-// runs it after image/fetch-kernel.sh.
+// runs it after image/fetch-kernel.sh and image/fetch-userland.sh.
 package main
 
 import (
@@ -18,7 +18,7 @@ import (
 
 func main() {
 	var opts mkimage.Options
-	var boards, uinit, modules string
+	var boards, modules string
 	flag.StringVar(&opts.KernelRoot, "kernel-root", "out/kernel/root", "unpacked Debian linux-image package")
 	flag.StringVar(&opts.OutDir, "out", "out/image", "output directory")
 	flag.StringVar(&opts.Version, "version", "", "firmware version, semver-like (required)")
@@ -26,12 +26,11 @@ func main() {
 	flag.StringVar(&opts.MinVersion, "min-version", "", "minimum version the bundle upgrades from")
 	flag.StringVar(&opts.KeyFile, "key", "", "ed25519 signing key (required)")
 	flag.StringVar(&boards, "boards", "nvr4,nvr8,qemu", "comma-separated board models the bundle fits")
-	flag.StringVar(&uinit, "uinit", strings.Join(mkimage.DefaultUinit(), " "), "nvrd's arguments at boot (space-separated)")
+	flag.StringVar(&opts.UserlandRoot, "userland-root", "out/userland/root", "unpacked Debian packages holding mdadm and its libraries (image/fetch-userland.sh)")
 	flag.StringVar(&modules, "modules", strings.Join(mkimage.DefaultModules(), ","), "comma-separated kernel modules to load at boot")
 	verbose := flag.Bool("v", false, "log the u-root builder's steps")
 	flag.Parse()
 	opts.Boards = strings.Split(boards, ",")
-	opts.Uinit = strings.Fields(uinit)
 	opts.Modules = strings.Split(modules, ",")
 	level := slog.LevelInfo
 	if *verbose {
