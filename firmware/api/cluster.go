@@ -65,8 +65,11 @@ type ClusterLink struct {
 // MirrorStatus is the footage mirror: the sender on the primary, the
 // receiver on the standby.
 type MirrorStatus struct {
-	Side        string    `json:"side"`
-	Connected   bool      `json:"connected"`
+	Side      string `json:"side"`
+	Connected bool   `json:"connected"`
+	// Path is the heartbeat path the mirror uses (dedicated link unless it
+	// is down or losing packets, then the LAN).
+	Path        string    `json:"path"`
 	Peer        string    `json:"peer"`
 	LagSeconds  float64   `json:"lag_seconds"`
 	LagBytes    int64     `json:"lag_bytes"`

@@ -62,6 +62,7 @@ func apiCluster(v ClusterView) api.ClusterStatus {
 		out.Members = append(out.Members, api.ClusterMember{ID: m.ID, Addr: m.Addr, Witness: m.Witness, Reachable: m.Reachable})
 	}
 	if h := v.Heartbeat; h != nil {
+		out.Mirror.Path = h.Preferred
 		out.PeerFirmware, out.VersionMismatch, out.ConfigMismatch = h.PeerFirmware, h.VersionMismatch, h.ConfigMismatch
 		for _, p := range h.Paths {
 			out.Links = append(out.Links, api.ClusterLink{Name: p.Name, Up: p.Up, RTT: api.Duration(p.RTT), Loss: p.Loss, Received: p.Received, Refused: p.Refused})

@@ -59,6 +59,10 @@ func (n *Node) Status() Status {
 	n.mu.Unlock()
 	if n.hb != nil {
 		h := n.hb.Status()
+		h.Preferred = ""
+		if p, ok := choosePath(n.opts.Heartbeat.Paths, h); ok {
+			h.Preferred = p.Name // the mirror's choice, loss considered
+		}
 		s.Heartbeat = &h
 	}
 	return s
@@ -100,20 +104,41 @@ func orNone(s string) string {
 	return s
 }
 
+// MirrorLossLimit is the heartbeat loss above which a path is passed over
+// for the mirror when another path is up with less: TCP over a link that
+// loses a fifth of its packets crawls (the integrators' 50 % loss test on
+// the dedicated link would stall the mirror there while the LAN is clean).
+const MirrorLossLimit = 0.2
+
 // MirrorPath returns the heartbeat path the mirror should ship over: the
-// first configured path (dedicated link first) whose heartbeats are
-// arriving; ok is false when none is up (or heartbeats are not configured).
-// Path.Peer holds the peer's heartbeat address; the mirror dials its own
-// port on the same host.
+// first configured path (dedicated link first) whose heartbeats arrive with
+// less than MirrorLossLimit loss, else the up path losing least; ok is
+// false when none is up (or heartbeats are not configured). Path.Peer holds
+// the peer's heartbeat address; the mirror dials its own port on the same
+// host.
 func (n *Node) MirrorPath() (p heartbeat.Path, ok bool) {
 	if n.hb == nil {
 		return heartbeat.Path{}, false
 	}
-	pref := n.hb.Status().Preferred
-	for _, q := range n.opts.Heartbeat.Paths {
-		if q.Name == pref {
-			return q, true
+	return choosePath(n.opts.Heartbeat.Paths, n.hb.Status())
+}
+
+// choosePath is MirrorPath's rule over a heartbeat status.
+func choosePath(paths []heartbeat.Path, st heartbeat.Status) (heartbeat.Path, bool) {
+	best, bestLoss := -1, 2.0
+	for i, ps := range st.Paths {
+		if i >= len(paths) || !ps.Up {
+			continue
+		}
+		if ps.Loss < MirrorLossLimit {
+			return paths[i], true
+		}
+		if ps.Loss < bestLoss {
+			best, bestLoss = i, ps.Loss
 		}
 	}
-	return heartbeat.Path{}, false
+	if best < 0 {
+		return heartbeat.Path{}, false
+	}
+	return paths[best], true
 }

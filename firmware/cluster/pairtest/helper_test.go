@@ -19,6 +19,7 @@ import (
 	"github.com/mdlayher/arp"
 
 	"github.com/nvrfw/nvr/firmware/api"
+	"github.com/nvrfw/nvr/firmware/cluster/nfdelay"
 )
 
 // vmsArgs configures the VMS helper (client namespace).
@@ -46,6 +47,8 @@ type poll struct {
 	Connected       bool    `json:"connected,omitempty"`
 	Batches         uint64  `json:"batches,omitempty"`
 	Lag             float64 `json:"lag,omitempty"`
+	Path            string  `json:"path,omitempty"`
+	DedicatedLoss   float64 `json:"ded_loss,omitempty"`
 	// From /api/v1/status.
 	Version   string `json:"version,omitempty"`
 	Recording int    `json:"recording,omitempty"`
@@ -93,6 +96,11 @@ func runHelper(kind, args string) int {
 		var a vmsArgs
 		if err = json.Unmarshal([]byte(args), &a); err == nil {
 			err = helperVMS(ctx, a, o)
+		}
+	case "nfdelay":
+		var a delayArgs
+		if err = json.Unmarshal([]byte(args), &a); err == nil {
+			err = helperDelay(ctx, a, o)
 		}
 	case "http":
 		var a httpArgs
@@ -160,7 +168,12 @@ func helperVMS(ctx context.Context, a vmsArgs, o *out) error {
 				} else {
 					s.Node, s.Role, s.Epoch, s.Lease = cs.Node, cs.Role, cs.Epoch, cs.LeaseFresh
 					s.VersionMismatch, s.PeerFirmware = cs.VersionMismatch, cs.PeerFirmware
-					s.Connected, s.Batches, s.Lag = cs.Mirror.Connected, cs.Mirror.Batches, cs.Mirror.LagSeconds
+					s.Connected, s.Batches, s.Lag, s.Path = cs.Mirror.Connected, cs.Mirror.Batches, cs.Mirror.LagSeconds, cs.Mirror.Path
+					for _, l := range cs.Links {
+						if l.Name == "dedicated" {
+							s.DedicatedLoss = l.Loss
+						}
+					}
 					s.Version, s.Recording, s.Healthy = st.Version, st.Cameras.Recording, st.Healthy
 					for _, al := range st.Alarms {
 						s.Alarms = append(s.Alarms, al.Message)
@@ -244,4 +257,21 @@ func helperHTTP(ctx context.Context, a httpArgs) httpResult {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	r.Body = string(b)
 	return r
+}
+
+// delayArgs configures the NFQUEUE delay helper.
+type delayArgs struct {
+	Delay, Jitter time.Duration
+}
+
+// helperDelay delays the packets steered to NFQUEUE 0 until ctx ends, then
+// reports what it did.
+func helperDelay(ctx context.Context, a delayArgs, o *out) error {
+	d, err := nfdelay.New(nfdelay.Options{Delay: a.Delay, Jitter: a.Jitter})
+	if err != nil {
+		return err
+	}
+	err = d.Run(ctx)
+	o.emit(d.Stats())
+	return err
 }
