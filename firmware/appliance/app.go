@@ -21,6 +21,7 @@ import (
 	"github.com/nvrfw/nvr/firmware/console"
 	"github.com/nvrfw/nvr/firmware/events"
 	"github.com/nvrfw/nvr/firmware/netconf"
+	"github.com/nvrfw/nvr/firmware/timesync"
 	"github.com/nvrfw/nvr/recorder"
 	"github.com/nvrfw/nvr/ringstore/vfs"
 	"github.com/nvrfw/nvr/watchdog"
@@ -73,6 +74,11 @@ type Options struct {
 	Network *netconf.Applier
 	// SetClock sets the system clock; nil refuses (the host owns the clock).
 	SetClock func(time.Time) error
+	// SlewClock corrects the system clock gradually by the given offset;
+	// nil steps it through SetClock instead.
+	SlewClock func(time.Duration) error
+	// NTPPort is the configured NTP servers' UDP port; 0 means 123.
+	NTPPort int
 	// Firmware is the A/B firmware: the console shows it, and a trial boot
 	// is confirmed once recording is healthy. nil: no slots (demo, tests).
 	Firmware *Firmware
@@ -135,8 +141,9 @@ type App struct {
 	registry *prometheus.Registry
 	outer    *Supervisor
 
-	guard *watchdog.Guard // nil without a watchdog
-	board *board.Monitor  // nil without a board profile
+	guard    *watchdog.Guard  // nil without a watchdog
+	timesync *timesync.Syncer // nil without a configuration
+	board    *board.Monitor   // nil without a board profile
 
 	mu       sync.RWMutex
 	rec      *recording // nil while (re)starting
@@ -199,7 +206,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 
 	a.registry = prometheus.NewRegistry()
-	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newCollector(a))
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newCollector(a), newTimeCollector(a))
 	if opts.Cluster != nil {
 		a.registry.MustRegister(newClusterCollector(a))
 	}
@@ -223,6 +230,11 @@ func Run(ctx context.Context, opts Options) (err error) {
 		comps = append(comps, Component{Name: "console", Run: con.Run})
 	}
 	if a.cfg != nil {
+		tc, err := a.timeComponent()
+		if err != nil {
+			return err
+		}
+		comps = append(comps, tc)
 		cancel := a.cfg.Subscribe(a.configChanged)
 		defer cancel()
 	}

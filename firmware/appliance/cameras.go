@@ -68,6 +68,7 @@ func (a *App) configChanged(ch config.Change) {
 		a.hub.Publish(events.Event{Kind: "config.restart_needed", Severity: events.Warning, Source: "config",
 			Message: fmt.Sprintf("%q takes effect after a restart", ch.What), Alarm: "config.restart_needed"})
 	}
+	a.timeConfigChanged(ch)
 	rec, err := a.current()
 	if err != nil {
 		return // the next recording scope reads the configuration afresh

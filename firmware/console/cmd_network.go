@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nvrfw/nvr/firmware/config"
+	"github.com/nvrfw/nvr/firmware/timesync"
 )
 
 func networkCommand() *command {
@@ -200,6 +201,13 @@ type timeView struct {
 	Now        time.Time `json:"now"`
 	Timezone   string    `json:"timezone"`
 	NTPServers []string  `json:"ntp_servers"`
+	// Sync is the NTP client's state, when the system runs one.
+	Sync *timesync.Status `json:"sync,omitempty"`
+}
+
+// timeSyncer is what a System running an NTP client adds.
+type timeSyncer interface {
+	TimeSync() (timesync.Status, bool)
 }
 
 func runTimeShow(_ context.Context, s *session, a parsedArgs) error {
@@ -217,6 +225,11 @@ func runTimeShow(_ context.Context, s *session, a parsedArgs) error {
 	if v.NTPServers == nil {
 		v.NTPServers = []string{}
 	}
+	if ts, ok := s.c.opts.System.(timeSyncer); ok {
+		if st, ok := ts.TimeSync(); ok {
+			v.Sync = &st
+		}
+	}
 	if a.has("json") {
 		return s.printJSON(v)
 	}
@@ -225,6 +238,22 @@ func runTimeShow(_ context.Context, s *session, a parsedArgs) error {
 		ntp = strings.Join(v.NTPServers, " ")
 	}
 	s.c.printf("time: %s\ntimezone: %s\nntp: %s\n", s.localTime(v.Now), v.Timezone, ntp)
+	if st := v.Sync; st != nil && len(v.NTPServers) > 0 {
+		switch {
+		case st.Synced:
+			s.c.printf("sync: synchronised with %s (stratum %d), offset %v, delay %v, %s, last %s\n",
+				st.Server, st.Stratum, st.Offset.Round(time.Microsecond), st.Delay.Round(time.Microsecond),
+				st.Adjusting, s.localTime(st.LastSync))
+		case st.LastAttempt.IsZero():
+			s.c.printf("sync: not yet tried\n")
+		default:
+			last := "never"
+			if !st.LastSync.IsZero() {
+				last = s.localTime(st.LastSync)
+			}
+			s.c.printf("sync: NOT synchronised (last answer: %s): %s\n", last, st.LastError)
+		}
+	}
 	return nil
 }
 

@@ -47,7 +47,10 @@ type Options struct {
 	// Now is the wall clock; nil means time.Now. T1 and T4 of a query are
 	// measured as one Now plus the monotonic time elapsed.
 	Now func() time.Time
-	// OnChange is called (from Run's goroutine) when Synced changes.
+	// OnChange is called (from Run's goroutine) when the clock's state
+	// changes: synchronised; not synchronised for UnsyncedAfter (never
+	// synced since start, or the last answer too old, or corrections
+	// failing) while servers are configured; or no server configured.
 	OnChange func(Status)
 	// Logger receives sync decisions; nil discards.
 	Logger *slog.Logger
@@ -85,10 +88,22 @@ type Syncer struct {
 	log     *slog.Logger
 	trigger chan struct{}
 
-	mu      sync.Mutex
-	st      Status
-	stepped bool // a first step was made (or refused): later small offsets slew
+	mu       sync.Mutex
+	st       Status
+	stepped  bool      // a first correction was made: later small offsets slew
+	since    time.Time // first round
+	reported state     // last state given to OnChange
 }
+
+// state is what OnChange was last told.
+type state int8
+
+const (
+	stateUnknown state = iota
+	stateSynced
+	stateUnsynced
+	stateOff // no server configured
+)
 
 // New validates opts and returns a Syncer; Run starts it.
 func New(opts Options) (*Syncer, error) {
@@ -131,9 +146,7 @@ func (s *Syncer) Status() Status {
 	defer s.mu.Unlock()
 	st := s.st
 	st.Servers = append([]string(nil), s.st.Servers...)
-	if st.Synced && s.opts.Now().Sub(st.LastSync) > s.opts.UnsyncedAfter {
-		st.Synced = false
-	}
+	st.Synced = s.synced(s.opts.Now())
 	return st
 }
 
@@ -173,7 +186,11 @@ func (s *Syncer) Round(ctx context.Context) error {
 	s.mu.Lock()
 	s.st.Servers = append([]string(nil), servers...)
 	s.st.LastAttempt = now
+	if s.since.IsZero() {
+		s.since = now
+	}
 	s.mu.Unlock()
+	defer s.report()
 	if len(servers) == 0 {
 		s.setFailed("no NTP server configured")
 		return nil
@@ -197,23 +214,55 @@ func (s *Syncer) Round(ctx context.Context) error {
 	return err
 }
 
-// setFailed records a failed round; Synced turns false only once no
-// server answered for UnsyncedAfter.
+// setFailed records why a round failed.
 func (s *Syncer) setFailed(why string) {
 	s.mu.Lock()
 	s.st.LastError = why
-	was := s.st.Synced
-	if was && s.opts.Now().Sub(s.st.LastSync) > s.opts.UnsyncedAfter {
-		s.st.Synced = false
-	}
-	st, changed := s.st, was != s.st.Synced
 	s.mu.Unlock()
-	if changed {
-		s.log.Warn("clock no longer synchronised", "since", st.LastSync, "err", why)
-		if s.opts.OnChange != nil {
-			s.opts.OnChange(st)
-		}
+}
+
+// synced reports whether st had a valid answer within UnsyncedAfter. The
+// caller holds mu.
+func (s *Syncer) synced(now time.Time) bool {
+	return !s.st.LastSync.IsZero() && now.Sub(s.st.LastSync) <= s.opts.UnsyncedAfter
+}
+
+// report updates Status.Synced and calls OnChange when the state changed.
+func (s *Syncer) report() {
+	now := s.opts.Now()
+	s.mu.Lock()
+	s.st.Synced = s.synced(now)
+	next := s.reported
+	switch {
+	case len(s.st.Servers) == 0:
+		next = stateOff
+	case s.st.Synced:
+		next = stateSynced
+	case now.Sub(maxTime(s.st.LastSync, s.since)) > s.opts.UnsyncedAfter:
+		next = stateUnsynced
 	}
+	st, changed := s.st, next != s.reported
+	s.reported = next
+	s.mu.Unlock()
+	if !changed {
+		return
+	}
+	switch next {
+	case stateSynced:
+		s.log.Info("clock synchronised", "server", st.Server, "offset", st.Offset)
+	case stateUnsynced:
+		s.log.Warn("clock not synchronised", "last_sync", st.LastSync, "err", st.LastError)
+	}
+	if s.opts.OnChange != nil {
+		s.opts.OnChange(st)
+	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // Sample is one measurement against a server.
@@ -290,14 +339,13 @@ func (s *Syncer) apply(server string, smp Sample) {
 		}
 	}
 	s.mu.Lock()
-	was := s.st.Synced
 	s.st.Server, s.st.Stratum, s.st.Offset, s.st.Delay = server, smp.Stratum, smp.Offset, smp.Delay
 	s.st.Adjusting = how
 	if err != nil {
 		s.st.LastError = fmt.Sprintf("%s the clock by %v: %v", how, smp.Offset, err)
 	} else {
 		s.st.LastError = ""
-		s.st.Synced, s.st.LastSync = true, s.opts.Now()
+		s.st.LastSync = s.opts.Now()
 		s.stepped = true
 		switch how {
 		case "step":
@@ -306,14 +354,10 @@ func (s *Syncer) apply(server string, smp Sample) {
 			s.st.Slews++
 		}
 	}
-	st, changed := s.st, was != s.st.Synced
 	s.mu.Unlock()
 	if err != nil {
 		s.log.Error("clock correction failed", "server", server, "offset", smp.Offset, "how", how, "err", err)
 	} else {
-		s.log.Info("clock synchronised", "server", server, "offset", smp.Offset, "delay", smp.Delay, "stratum", smp.Stratum, "how", how)
-	}
-	if changed && s.opts.OnChange != nil {
-		s.opts.OnChange(st)
+		s.log.Debug("clock measured", "server", server, "offset", smp.Offset, "delay", smp.Delay, "stratum", smp.Stratum, "how", how)
 	}
 }

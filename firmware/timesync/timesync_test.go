@@ -255,3 +255,45 @@ func TestRunStopsWithContextAndTrigger(t *testing.T) {
 		t.Fatal("Run did not return after cancel")
 	}
 }
+
+func TestUnsynchronisedStates(t *testing.T) {
+	silent := startServer(t, 0, func(req, reply []byte) [][]byte { return nil })
+	good := startServer(t, 0, nil)
+	now := time.Now()
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	servers := []string{silent.addr()}
+	type change struct {
+		synced  bool
+		servers int
+	}
+	var changes []change
+	s, err := New(Options{Servers: func() []string { return servers }, Now: clock, UnsyncedAfter: time.Minute,
+		Timeout: 100 * time.Millisecond, OnChange: func(st Status) { changes = append(changes, change{st.Synced, len(st.Servers)}) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	_ = s.Round(ctx)
+	advance(30 * time.Second)
+	_ = s.Round(ctx)
+	if len(changes) != 0 {
+		t.Fatalf("30 s without an answer: %v, want no report yet", changes)
+	}
+	advance(31 * time.Second)
+	_ = s.Round(ctx)
+	if len(changes) != 1 || changes[0] != (change{false, 1}) {
+		t.Fatalf("never synced for over a minute: %v, want one unsynchronised report", changes)
+	}
+	servers = []string{silent.addr(), good.addr()}
+	_ = s.Round(ctx)
+	if len(changes) != 2 || changes[1] != (change{true, 2}) || !s.Status().Synced {
+		t.Fatalf("after the second server answered: %v", changes)
+	}
+	servers = nil
+	_ = s.Round(ctx)
+	if len(changes) != 3 || changes[2].servers != 0 {
+		t.Fatalf("NTP turned off: %v, want a report without servers", changes)
+	}
+}
