@@ -179,6 +179,9 @@ type Gap struct {
 	Start time.Time `json:"start"`
 	End   time.Time `json:"end"`
 	Cause string    `json:"cause"`
+	// Ongoing: the camera is down now; the gap runs to the search's end
+	// (or now) and grows until footage resumes.
+	Ongoing bool `json:"ongoing,omitempty"`
 }
 
 // Event is one entry of the event stream (GET /api/v1/events, SSE).

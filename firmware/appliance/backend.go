@@ -154,8 +154,47 @@ func (b *backend) Recordings(_ context.Context, camera string, from, to time.Tim
 	for _, g := range gaps {
 		out.Gaps = append(out.Gaps, api.Gap{Start: g.Start, End: g.End, Cause: g.Cause.String()})
 	}
+	if g, ok := ongoingGap(rec, camera, spans, from, to, b.a.opts.Now()); ok {
+		out.Gaps = append(out.Gaps, g)
+	}
 	return out, nil
 }
+
+// ongoingGap is the gap a camera that is down right now leaves at the end
+// of a search: the store only records a gap when footage resumes, and a
+// VMS asking about the last hour of a camera that died must see that it
+// has none, and why, rather than a span that merely ends. Cameras this
+// node does not record (a standby's, removed ones) have no ongoing gap.
+func ongoingGap(rec *recording, camera string, spans []ringstore.Span, from, to, now time.Time) (api.Gap, bool) {
+	cs, ok := rec.recorder.Status(camera)
+	if !ok {
+		return api.Gap{}, false
+	}
+	switch cs.State {
+	case recorder.StateConnecting, recorder.StateBackoff, recorder.StateError:
+	default:
+		return api.Gap{}, false
+	}
+	start := from
+	if n := len(spans); n > 0 {
+		start = spans[n-1].End
+	}
+	if !cs.LastFrame.IsZero() && cs.LastFrame.After(start) {
+		start = cs.LastFrame
+	}
+	end := to
+	if now.Before(end) {
+		end = now
+	}
+	if end.Sub(start) < ongoingGapMin {
+		return api.Gap{}, false
+	}
+	return api.Gap{Start: start, End: end, Cause: ringstore.GapCameraOffline.String(), Ongoing: true}, true
+}
+
+// ongoingGapMin keeps a camera in its first seconds of reconnecting from
+// showing a gap shorter than a GOP.
+const ongoingGapMin = 2 * time.Second
 
 func (b *backend) Export(ctx context.Context, camera string, from, to time.Time) (api.Clip, error) {
 	rec, err := b.a.current()
