@@ -234,7 +234,7 @@ record is indexed. Lists the problems and exits 1 when there are any.`,
 				}
 				s, err := ringstore.Open(ctx, *data, ringstore.Options{IndexPath: *index})
 				if err != nil {
-					return err
+					return fmt.Errorf("open store %s (fsck needs the store to itself: stop nvrd first): %w", *data, err)
 				}
 				rep, err := s.Check(ctx, progressPrinter(env.Stderr, "fsck"))
 				if cerr := s.Close(); err == nil {
