@@ -16,6 +16,12 @@ func (a *App) desiredCameras() ([]recorder.Camera, error) {
 	if !a.recordsNow() {
 		return nil, nil
 	}
+	return a.configuredCameras()
+}
+
+// configuredCameras is what records on a node that records (desiredCameras
+// without the pair's role).
+func (a *App) configuredCameras() ([]recorder.Camera, error) {
 	out := append([]recorder.Camera(nil), a.opts.Cameras...)
 	if a.cfg == nil {
 		return out, nil

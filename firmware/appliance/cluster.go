@@ -2,12 +2,14 @@ package appliance
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -89,11 +91,12 @@ func (o *ClusterOptions) validate() error {
 // itself lives in one scope: it is restarted with the store).
 type clusterState struct {
 	mu        sync.Mutex
-	node      *cluster.Node    // nil while (re)starting
-	scope     *clusterScope    // nil while (re)starting
-	takeovers uint64           // times this node became primary
-	mirrorSt  *mirror.State    // shared by sender and receivers across scopes
-	lastHB    heartbeat.Status // for mismatch alarms
+	node      *cluster.Node // nil while (re)starting
+	scope     *clusterScope // nil while (re)starting
+	takeovers uint64        // times this node became primary
+	mirrorSt  *mirror.State // shared by sender and receivers across scopes
+	hash      [32]byte      // pairConfigHash's, computed at hashAt
+	hashAt    time.Time
 }
 
 // clusterScope runs the pair's parts over one open store: the raft node,
@@ -167,7 +170,7 @@ func (a *App) newClusterScope(rec *recording) (*clusterScope, error) {
 	sc := &clusterScope{a: a, rec: rec, opts: o, log: log, mst: mst}
 	nopts := cluster.Options{ID: o.ID, Bind: o.Bind, Peers: o.Peers, Dir: filepath.Join(o.Dir, "raft"), Pairing: o.Pairing,
 		Timing: o.Timing, OnRole: sc.onRole, Takeover: sc, Logger: log,
-		Heartbeat: heartbeat.Options{Paths: o.Heartbeat, FirmwareVersion: a.opts.Version}}
+		Heartbeat: heartbeat.Options{Paths: o.Heartbeat, FirmwareVersion: a.opts.Version, ConfigHash: a.pairConfigHash}}
 	var vm *vip.Manager
 	if o.VIP.IsValid() {
 		var err error
@@ -492,9 +495,6 @@ func (sc *clusterScope) watch(ctx context.Context) {
 			continue
 		}
 		h := *st.Heartbeat
-		sc.a.cl.mu.Lock()
-		sc.a.cl.lastHB = h
-		sc.a.cl.mu.Unlock()
 		down := h.Preferred == ""
 		version = sc.alarm(version, h.VersionMismatch, "cluster.version_mismatch",
 			fmt.Sprintf("peer %s runs firmware %s (protocol %d), this node %s: expected only during an upgrade", h.PeerID, h.PeerFirmware, h.PeerProtocolVersion, sc.a.opts.Version))
@@ -516,6 +516,42 @@ func (sc *clusterScope) alarm(was, on bool, key, msg string) bool {
 	}
 	sc.a.hub.Publish(ev)
 	return on
+}
+
+// pairConfigHash hashes what both nodes of a pair must agree on to stand in
+// for each other: the cameras they record (names, URLs with credentials,
+// transports) and their retention. Sent in heartbeats; a difference raises
+// the config-mismatch alarm.
+func (a *App) pairConfigHash() [32]byte {
+	a.cl.mu.Lock()
+	defer a.cl.mu.Unlock()
+	if now := time.Now(); now.Sub(a.cl.hashAt) >= time.Second { // heartbeats ask 20 times a second
+		a.cl.hash, a.cl.hashAt = a.computeConfigHash(), now
+	}
+	return a.cl.hash
+}
+
+func (a *App) computeConfigHash() [32]byte {
+	cams, err := a.configuredCameras()
+	if err != nil {
+		return [32]byte{}
+	}
+	sort.Slice(cams, func(i, j int) bool { return cams[i].Name < cams[j].Name })
+	h := sha256.New()
+	for _, c := range cams {
+		fmt.Fprintf(h, "camera %q %q %q\n", c.Name, c.URL, c.Transport)
+	}
+	if a.cfg != nil {
+		if site, err := a.cfg.Site(); err == nil {
+			fmt.Fprintf(h, "default max age %v\n", site.Storage.DefaultMaxAge)
+			for _, c := range site.Cameras {
+				fmt.Fprintf(h, "max age %q %v\n", c.Name, c.MaxAge)
+			}
+		}
+	}
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
 }
 
 // ClusterView is the pair's state as the console and the API show it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nvrfw/nvr/firmware/api"
 	"github.com/nvrfw/nvr/firmware/cluster"
@@ -37,7 +38,23 @@ func (a *App) pairSwitchover(ctx context.Context) error {
 		return fmt.Errorf("switchover: no peer heard from yet: %w", api.ErrConflict)
 	}
 	a.log.Warn("switchover requested", "role", v.Role, "epoch", v.Epoch)
-	return a.switchover(ctx)
+	if err := a.switchover(ctx); err != nil {
+		return err
+	}
+	// Asked on the primary, the swap is done when the standby is primary;
+	// this node learns the new epoch a moment later: wait for it (bounded),
+	// so the caller's next view shows the new roles.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		if nv, err := a.clusterView(); err == nil && nv.Epoch > v.Epoch && nv.Primary != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // Cluster implements api.ClusterBackend.

@@ -63,8 +63,10 @@
 // When Options.Heartbeat has paths, the node runs package heartbeat (UDP,
 // HMAC-SHA256 with the pair key, this node's epoch, restart identity,
 // sequence, versions, config hash) and shows it in Status. Heartbeats feed
-// status, mismatch alarms and the mirror's path choice; they never decide
-// roles.
+// status, mismatch alarms and the mirror's path choice (MirrorPath: the
+// first path up losing under MirrorLossLimit of its heartbeats, else the up
+// path losing least: TCP crawls over the 50 %-loss link integrators test
+// with); they never decide roles.
 //
 // # Concurrency
 //
