@@ -67,6 +67,27 @@ type Status struct {
 	Alarms     []Alarm       `json:"alarms"`
 	Components []Component   `json:"components"`
 	Board      *BoardStatus  `json:"board,omitempty"`
+	Time       *TimeStatus   `json:"time,omitempty"`
+}
+
+// TimeStatus is the appliance's clock and its NTP synchronisation (absent
+// without a configuration).
+type TimeStatus struct {
+	Now        time.Time `json:"now"`
+	NTPServers []string  `json:"ntp_servers"`
+	// Synced: an NTP server answered within the last 15 minutes.
+	Synced  bool   `json:"synced"`
+	Server  string `json:"server,omitempty"`
+	Stratum int    `json:"stratum,omitempty"`
+	// Offset is the last measured offset of the server's clock from ours
+	// before correction (positive: ours was behind).
+	Offset   Duration  `json:"offset"`
+	LastSync time.Time `json:"last_sync,omitzero"`
+	// LastError is why the last attempt failed.
+	LastError string `json:"last_error,omitempty"`
+	// Adjusting is how the clock is corrected: step, slew, or monitor (the
+	// host owns the clock; measured only).
+	Adjusting string `json:"adjusting"`
 }
 
 // BoardStatus is the appliance hardware's health: PSUs, drive bays and md

@@ -83,6 +83,7 @@ func (b *backend) Status(context.Context) (api.Status, error) {
 		}
 		out.Board = boardView(model, bs)
 	}
+	out.Time = a.timeView()
 	return out, nil
 }
 

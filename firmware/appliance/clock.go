@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nvrfw/nvr/firmware/api"
 	"github.com/nvrfw/nvr/firmware/config"
 	"github.com/nvrfw/nvr/firmware/events"
 	"github.com/nvrfw/nvr/firmware/timesync"
@@ -134,3 +135,17 @@ func (c *timeCollector) Collect(ch chan<- prometheus.Metric) {
 
 // TimeSync gives the console the NTP client's state.
 func (s *system) TimeSync() (timesync.Status, bool) { return s.a.TimeSync() }
+
+// timeView is the clock for the API's status (nil without a configuration).
+func (a *App) timeView() *api.TimeStatus {
+	st, ok := a.TimeSync()
+	if !ok {
+		return nil
+	}
+	v := &api.TimeStatus{Now: a.opts.Now().UTC(), NTPServers: a.ntpServers(), Synced: st.Synced, Server: st.Server,
+		Stratum: st.Stratum, Offset: api.Duration(st.Offset), LastSync: st.LastSync, LastError: st.LastError, Adjusting: st.Adjusting}
+	if v.NTPServers == nil {
+		v.NTPServers = []string{}
+	}
+	return v
+}

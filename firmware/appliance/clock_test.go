@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nvrfw/nvr/firmware/api"
 	"github.com/nvrfw/nvr/firmware/config"
 )
 
@@ -90,6 +91,12 @@ func TestClockFollowsNTP(t *testing.T) {
 			t.Fatalf("metrics do not say the clock is synced:\n%s", grepLines(string(body), "nvr_time"))
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	var st api.Status
+	c.getJSON("/api/v1/status", &st)
+	if tm := st.Time; tm == nil || !tm.Synced || tm.Server != "127.0.0.1" || tm.Adjusting != "step" ||
+		time.Duration(tm.Offset) < 40*time.Second || len(tm.NTPServers) != 1 {
+		t.Fatalf("status time %+v, want synced with 127.0.0.1 after a step of about 42 s", tm)
 	}
 }
 
