@@ -45,10 +45,14 @@
 // that fails for a reason other than a NACK, or an array that cannot be read,
 // changes nothing (the error shows in Status).
 //
-// Drive SMART health is not read: the kernel exposes it only through
+// Drive SMART attributes are not read: the kernel exposes them only through
 // SG_IO/ATA pass-through or NVMe admin commands, not through a cheap sysfs
-// file; md's per-member state (faulty, write_error, ...) is what Status
-// reports per drive.
+// file. What the kernel does expose cheaply is read per member drive on
+// every poll: md's state flags (faulty, write_error, ...), md's count of
+// read errors it corrected from redundancy (md/dev-*/errors), and the SCSI
+// layer's failed-command count (device/ioerr_cnt, absent on NVMe and
+// virtio). A growing count raises a DriveErrors event naming the drive: the
+// early warning that a drive is going bad, before md evicts it.
 //
 // # Concurrency
 //

@@ -22,6 +22,7 @@ const (
 	RAIDRebuilt                          // an array is whole again after degraded, rebuilding or failed
 	RAIDFailed                           // an array stopped (inactive, broken, too many members lost, gone)
 	WatchdogReset                        // the last reset was done by the watchdog (reported once at start)
+	DriveErrors                          // a member's read or I/O error count grew (Source: the array; Detail names the drive)
 )
 
 var kindNames = [...]string{
@@ -36,6 +37,7 @@ var kindNames = [...]string{
 	RAIDRebuilt:     "raid-rebuilt",
 	RAIDFailed:      "raid-failed",
 	WatchdogReset:   "watchdog-reset",
+	DriveErrors:     "drive-errors",
 }
 
 // String returns the kind's stable name, e.g. "psu-lost".

@@ -454,6 +454,9 @@ func (m *Monitor) arrResult(r arrResult) {
 		h = mdraid.Failed
 	} else {
 		st.Err = ""
+		if st.Known {
+			m.driveErrors(st.Name, st.Array, r.a)
+		}
 		st.Array = r.a
 	}
 	st.Progress = r.a.Progress()
@@ -477,6 +480,27 @@ func (m *Monitor) arrResult(r arrResult) {
 	case mdraid.Clean, mdraid.Resyncing:
 		if known && prev != mdraid.Clean && prev != mdraid.Resyncing {
 			m.emit(RAIDRebuilt, name, nil, "array whole again (was %s)", prev)
+		}
+	}
+}
+
+// driveErrors emits DriveErrors for every member of the array whose error
+// counters grew since the last reading. The caller holds mu.
+func (m *Monitor) driveErrors(name string, prev, cur mdraid.Array) {
+	for _, c := range cur.Members {
+		for _, p := range prev.Members {
+			if p.Device != c.Device {
+				continue
+			}
+			dRead := c.ReadErrors - p.ReadErrors
+			dIO := int64(0)
+			if c.IOErrors >= 0 && p.IOErrors >= 0 {
+				dIO = c.IOErrors - p.IOErrors
+			}
+			if dRead > 0 || dIO > 0 {
+				m.emit(DriveErrors, name, nil, "drive %s: %d new read errors corrected by md (%d in all), %d new I/O errors (%d in all)",
+					c.Device, max(dRead, 0), c.ReadErrors, max(dIO, 0), max(c.IOErrors, 0))
+			}
 		}
 	}
 }

@@ -48,6 +48,14 @@ type Member struct {
 	Device string   // block device name, e.g. "sdb" (from md/dev-sdb)
 	Slot   int      // role in the array; -1 when none (spare, faulty)
 	State  []string // md/dev-*/state flags: in_sync, faulty, spare, write_error, ...
+	// ReadErrors is md's count of read errors on this member that it
+	// corrected from redundancy without evicting it (md/dev-*/errors): a
+	// drive going bad often shows here first.
+	ReadErrors int64
+	// IOErrors is the SCSI layer's count of failed commands on the drive
+	// (block/DEV/device/ioerr_cnt, of the whole disk for a partition); -1
+	// where the kernel has no such counter (NVMe, virtio).
+	IOErrors int64
 }
 
 // Faulty reports whether md marked the member faulty.
@@ -147,6 +155,8 @@ func Read(sys fs.FS, name string) (Array, error) {
 			}
 			m.Slot = n
 		}
+		m.ReadErrors = mr.count("errors", 10)
+		m.IOErrors = ioErrors(sys, dev)
 		if mr.err != nil {
 			return Array{}, fmt.Errorf("mdraid: %s: member %s: %w", name, dev, mr.err)
 		}
@@ -179,6 +189,46 @@ func (r *reader) str(file string, required bool) string {
 		return ""
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// count reads an optional error counter in base (0 when absent).
+func (r *reader) count(file string, base int) int64 {
+	s := r.str(file, false)
+	if r.err != nil || s == "" {
+		return 0
+	}
+	if base == 16 {
+		s = strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X")
+	}
+	n, err := strconv.ParseInt(s, base, 64)
+	if err != nil || n < 0 {
+		r.err = fmt.Errorf("%s: %q is not a count", file, s)
+		return 0
+	}
+	return n
+}
+
+// ioErrors reads the SCSI error counter of dev's disk: dev's own for a
+// whole disk, its parent's for a partition (sdb1 -> sdb). It returns -1
+// when there is none or it cannot be read: a missing counter is not a
+// reason to lose the array's state.
+func ioErrors(sys fs.FS, dev string) int64 {
+	disk := dev
+	if _, err := fs.Stat(sys, path.Join("class", "block", dev, "partition")); err == nil {
+		disk = strings.TrimRight(dev, "0123456789")
+		if strings.HasPrefix(dev, "nvme") || strings.HasPrefix(dev, "mmcblk") {
+			disk = strings.TrimSuffix(disk, "p") // nvme0n1p2 -> nvme0n1
+		}
+	}
+	r := reader{sys: sys, dir: path.Join("class", "block", disk, "device")}
+	if _, err := fs.Stat(sys, path.Join(r.dir, "ioerr_cnt")); err != nil {
+		return -1
+	}
+	n := r.count("ioerr_cnt", 16)
+	if r.err != nil {
+		return -1
+	}
+	return n
 }
 
 func (r *reader) int(file string, required bool) int {

@@ -348,7 +348,7 @@ func TestOpenAPIMatchesServer(t *testing.T) {
 		"Event": Event{}, "Error": apiError{},
 		"BoardStatus": BoardStatus{}, "PSUStatus": PSUStatus{}, "BayStatus": BayStatus{}, "ArrayStatus": ArrayStatus{},
 		"ClusterStatus": ClusterStatus{}, "ClusterMember": ClusterMember{}, "ClusterLink": ClusterLink{}, "MirrorStatus": MirrorStatus{},
-		"TimeStatus": TimeStatus{},
+		"TimeStatus": TimeStatus{}, "DriveStatus": DriveStatus{},
 	}
 	for name, v := range types {
 		schema, ok := doc.Components.Schemas[name]

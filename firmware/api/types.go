@@ -121,11 +121,23 @@ type BayStatus struct {
 
 // ArrayStatus is one md RAID array.
 type ArrayStatus struct {
-	Name      string  `json:"name"`
-	Recording bool    `json:"recording_volume"`
-	Health    string  `json:"health"`
-	Progress  float64 `json:"sync_progress"`
-	Error     string  `json:"error,omitempty"`
+	Name      string        `json:"name"`
+	Recording bool          `json:"recording_volume"`
+	Health    string        `json:"health"`
+	Progress  float64       `json:"sync_progress"`
+	Error     string        `json:"error,omitempty"`
+	Members   []DriveStatus `json:"members"`
+}
+
+// DriveStatus is one member drive of an md array.
+type DriveStatus struct {
+	Device string   `json:"device"`
+	Slot   int      `json:"slot"` // -1: none (spare, faulty)
+	State  []string `json:"state"`
+	// ReadErrors were corrected by md from redundancy; IOErrors are the
+	// SCSI layer's failed commands (-1: the drive has no such counter).
+	ReadErrors int64 `json:"read_errors"`
+	IOErrors   int64 `json:"io_errors"`
 }
 
 // CameraCounts summarises camera states.

@@ -266,7 +266,16 @@ func boardView(model string, bs board.Status) *api.BoardStatus {
 		out.Bays = append(out.Bays, api.BayStatus{Name: b.Name, Present: b.Present, Fault: b.Fault, Locate: b.Locate})
 	}
 	for _, ar := range bs.Arrays {
-		out.Arrays = append(out.Arrays, api.ArrayStatus{Name: ar.Name, Recording: ar.Recording, Health: ar.Health.String(), Progress: ar.Progress, Error: ar.Err})
+		v := api.ArrayStatus{Name: ar.Name, Recording: ar.Recording, Health: ar.Health.String(), Progress: ar.Progress, Error: ar.Err,
+			Members: []api.DriveStatus{}}
+		for _, m := range ar.Array.Members {
+			state := m.State
+			if state == nil {
+				state = []string{}
+			}
+			v.Members = append(v.Members, api.DriveStatus{Device: m.Device, Slot: m.Slot, State: state, ReadErrors: m.ReadErrors, IOErrors: m.IOErrors})
+		}
+		out.Arrays = append(out.Arrays, v)
 	}
 	return out
 }

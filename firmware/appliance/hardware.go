@@ -157,6 +157,10 @@ func (a *App) boardEvent(ev board.Event) {
 		out.ClearAlarm = key("raid")
 	case board.WatchdogReset:
 		out.Severity, out.Alarm = events.Warning, "board.watchdog-reset"
+	case board.DriveErrors:
+		// Counters only grow: a warning each time, no alarm to clear; the
+		// counts stay visible per drive in show board and the API.
+		out.Severity = events.Warning
 	}
 	a.log.Info("board event", "event", ev.String())
 	a.hub.Publish(out)

@@ -242,13 +242,23 @@ func TestHardwareEventsNeverInterruptRecording(t *testing.T) {
 	psus[1].SetWord(pmbus.CmdStatusWord, 0)
 	psus[1].SetByte(pmbus.CmdStatusInput, 0)
 	waitUntil(t, "PSU fault cleared", 5*time.Second, func() bool { return len(evs.board()) >= 4 })
+	time.Sleep(time.Second)
+	arr := mdraidtest.Mirror("md0", "clean", 0, 0)
+	arr.Members[1].ReadErrors = 4 // sdc starts failing reads that md corrects
+	sys.Set(arr)
+	waitUntil(t, "drive errors", 5*time.Second, func() bool { return len(evs.board()) >= 5 })
 	time.Sleep(2 * time.Second)
 
-	want := []string{"board.bay-removed BAY0", "board.bay-inserted BAY0", "board.psu-faulted PSU2", "board.psu-fault-cleared PSU2"}
+	want := []string{"board.bay-removed BAY0", "board.bay-inserted BAY0", "board.psu-faulted PSU2", "board.psu-fault-cleared PSU2",
+		"board.drive-errors md0"}
 	if got := evs.board(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("board events %q, want each once, in order: %q", got, want)
 	}
 	r.api.getJSON("/api/v1/status", &st)
+	if st.Board == nil || len(st.Board.Arrays) != 1 || len(st.Board.Arrays[0].Members) != 2 ||
+		st.Board.Arrays[0].Members[1].Device != "sdc" || st.Board.Arrays[0].Members[1].ReadErrors != 4 {
+		t.Errorf("array members in the status: %+v", st.Board)
+	}
 	for _, al := range st.Alarms {
 		if strings.HasPrefix(al.Source, "BAY") || strings.HasPrefix(al.Source, "PSU") {
 			t.Errorf("alarm still active after recovery: %+v", al)

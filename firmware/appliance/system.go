@@ -241,7 +241,12 @@ func (s *system) Board(context.Context) (console.BoardStatus, error) {
 		out.Bays = append(out.Bays, console.BayStatus{Name: b.Name, Present: b.Present, Fault: b.Fault, Locate: b.Locate})
 	}
 	for _, ar := range bs.Arrays {
-		out.Arrays = append(out.Arrays, console.ArrayStatus{Name: ar.Name, Recording: ar.Recording, Health: ar.Health.String(), Progress: ar.Progress, Err: ar.Err})
+		v := console.ArrayStatus{Name: ar.Name, Recording: ar.Recording, Health: ar.Health.String(), Progress: ar.Progress, Err: ar.Err,
+			Drives: []console.DriveStatus{}}
+		for _, m := range ar.Array.Members {
+			v.Drives = append(v.Drives, console.DriveStatus{Device: m.Device, Slot: m.Slot, State: m.State, ReadErrors: m.ReadErrors, IOErrors: m.IOErrors})
+		}
+		out.Arrays = append(out.Arrays, v)
 	}
 	return out, nil
 }

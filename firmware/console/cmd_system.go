@@ -344,6 +344,17 @@ func runShowBoard(ctx context.Context, s *session, a parsedArgs) error {
 			line += " (" + sanitize(ar.Err) + ")"
 		}
 		out.WriteString(line + "\n")
+		for _, d := range ar.Drives {
+			state := strings.Join(d.State, ",")
+			if state == "" {
+				state = "-"
+			}
+			fmt.Fprintf(&out, "        drive %-10s %-16s read errors %d", sanitize(d.Device), sanitize(state), d.ReadErrors)
+			if d.IOErrors >= 0 {
+				fmt.Fprintf(&out, ", I/O errors %d", d.IOErrors)
+			}
+			out.WriteString("\n")
+		}
 	}
 	s.c.printf("%s", out.String())
 	return nil

@@ -204,6 +204,8 @@ func TestCommands(t *testing.T) {
 		{user: "root", line: "show board", want: "EMPTY, fault LED on"},
 		{user: "root", line: "show board", want: "raid  md0      degraded, sync 42% (recording volume)"},
 		{user: "root", line: "show board", want: "last reset: by the hardware watchdog"},
+		{user: "root", line: "show board", want: "drive sdb        in_sync          read errors 7, I/O errors 2\n"},
+		{user: "root", line: "show board", want: "drive nvme0n1    faulty           read errors 0\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.user+" "+tt.line, func(t *testing.T) {

@@ -168,4 +168,17 @@ type ArrayStatus struct {
 	Health    string  `json:"health"`
 	Progress  float64 `json:"sync_progress"` // 0..1, -1 when no sync runs
 	Err       string  `json:"error,omitempty"`
+	// Drives are the array's members.
+	Drives []DriveStatus `json:"drives"`
+}
+
+// DriveStatus is one member drive of an array.
+type DriveStatus struct {
+	Device string   `json:"device"`
+	Slot   int      `json:"slot"` // -1: none (spare, faulty)
+	State  []string `json:"state"`
+	// ReadErrors were corrected by md; IOErrors are the SCSI layer's
+	// failed commands (-1: no such counter).
+	ReadErrors int64 `json:"read_errors"`
+	IOErrors   int64 `json:"io_errors"`
 }

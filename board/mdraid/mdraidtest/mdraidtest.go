@@ -81,6 +81,10 @@ func (s *Sysfs) render() {
 			} else {
 				put(path.Join(md, "slot"), "none")
 			}
+			put(path.Join(md, "errors"), "%d", m.ReadErrors)
+			if m.IOErrors >= 0 {
+				put(path.Join("class", "block", m.Device, "device", "ioerr_cnt"), "0x%x", m.IOErrors)
+			}
 		}
 	}
 	s.tree = t
