@@ -47,8 +47,8 @@ func (f *fakeSystem) Status(context.Context) (Status, error) {
 
 func (f *fakeSystem) Board(context.Context) (BoardStatus, error) {
 	return BoardStatus{Model: "nvr-2u", WatchdogReset: true,
-		PSUs:   []PSUStatus{{Name: "psu1", Present: true, VIn: 230, POut: 180, TempC: 38}, {Name: "psu2", Present: true, Faults: []string{"VIN_UV_FAULT"}}},
-		Bays:   []BayStatus{{Name: "bay0", Present: true}, {Name: "bay1", Present: false, Fault: true}},
+		PSUs: []PSUStatus{{Name: "psu1", Present: true, VIn: 230, POut: 180, TempC: 38}, {Name: "psu2", Present: true, Faults: []string{"VIN_UV_FAULT"}}},
+		Bays: []BayStatus{{Name: "bay0", Present: true}, {Name: "bay1", Present: false, Fault: true}},
 		Arrays: []ArrayStatus{{Name: "md0", Recording: true, Health: "degraded", Progress: 0.42, Drives: []DriveStatus{
 			{Device: "sdb", Slot: 0, State: []string{"in_sync"}, ReadErrors: 7, IOErrors: 2},
 			{Device: "nvme0n1", Slot: -1, State: []string{"faulty"}, IOErrors: -1},
