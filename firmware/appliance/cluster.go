@@ -190,6 +190,7 @@ func (a *App) newClusterScope(rec *recording) (*clusterScope, error) {
 		return nil, err
 	}
 	sc.node = n
+	rec.handover.setGate(n.LeaseFresh)
 	path := func() (string, bool) {
 		p, ok := n.MirrorPath()
 		return p.Peer, ok

@@ -24,6 +24,14 @@ import (
 // for that camera so that the stream continues without a gap or a frame
 // twice.
 
+// The same holding keeps a primary whose quorum lease went stale (it was
+// frozen, or cut off) from writing: frames appended while the lease is not
+// fresh wait in memory, and go to the store when the lease is confirmed
+// again, or are dropped when the node stands down. So a primary resumed
+// from SIGSTOP, whose sessions deliver what the cameras sent meanwhile
+// before raft has deposed it, records nothing into a window its successor
+// already records.
+
 // maxHeldBytes bounds what one camera holds while a takeover is prepared.
 const maxHeldBytes = 32 << 20
 
@@ -35,6 +43,16 @@ type handoverSet struct {
 	mu      sync.Mutex
 	holding bool
 	writers map[string]*handoverWriter
+	// gate reports whether this node may write now (cluster.Node's
+	// LeaseFresh); nil always.
+	gate func() bool
+}
+
+// setGate sets the lease gate of writers made from now on.
+func (hs *handoverSet) setGate(gate func() bool) {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	hs.gate = gate
 }
 
 func newHandoverSet(store *ringstore.Store, log *slog.Logger) *handoverSet {
@@ -48,7 +66,7 @@ func (hs *handoverSet) writer(name string) (recorder.FrameWriter, error) {
 	}
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
-	w := &handoverWriter{store: hs.store, name: name, holding: hs.holding}
+	w := &handoverWriter{store: hs.store, name: name, holding: hs.holding, gate: hs.gate}
 	hs.writers[name] = w
 	return w, nil
 }
@@ -115,6 +133,7 @@ func (hs *handoverSet) silence() {
 	for _, w := range hs.writers {
 		w.mu.Lock()
 		w.held, w.heldBytes, w.holding, w.discard = nil, 0, false, true
+		w.gated, w.gatedSize = nil, 0
 		w.mu.Unlock()
 	}
 }
@@ -138,6 +157,43 @@ type handoverWriter struct {
 	heldBytes int
 	offset    time.Duration // added to every frame time after a replay
 	overflow  bool
+	gate      func() bool
+	gated     []heldOp // calls waiting for a fresh lease
+	gatedSize int
+}
+
+// passGate reports whether a call may go to the store now; if not, it
+// keeps op for later. Called with w.mu held, outside holding.
+func (w *handoverWriter) passGate(op heldOp, size int) bool {
+	if w.gate == nil {
+		return true
+	}
+	if !w.gate() {
+		if w.gatedSize+size <= maxHeldBytes {
+			w.gated = append(w.gated, op)
+			w.gatedSize += size
+		}
+		return false
+	}
+	if len(w.gated) > 0 {
+		ops := w.gated
+		w.gated, w.gatedSize = nil, 0
+		sw, err := w.store.Stream(w.name)
+		if err != nil {
+			return true
+		}
+		for _, g := range ops {
+			switch {
+			case g.tracks != nil:
+				sw.SetTracks(g.tracks)
+			case g.gap != nil:
+				sw.MarkGap(g.gap.Cause, g.gap.Start)
+			case g.frame != nil:
+				sw.Append(*g.frame)
+			}
+		}
+	}
+	return true
 }
 
 func (w *handoverWriter) SetTracks(tracks []ringstore.Track) error {
@@ -145,6 +201,9 @@ func (w *handoverWriter) SetTracks(tracks []ringstore.Track) error {
 	defer w.mu.Unlock()
 	if w.holding || w.discard {
 		w.held = append(w.held, heldOp{tracks: append([]ringstore.Track(nil), tracks...)})
+		return nil
+	}
+	if !w.passGate(heldOp{tracks: append([]ringstore.Track(nil), tracks...)}, 0) {
 		return nil
 	}
 	sw, err := w.store.Stream(w.name)
@@ -170,11 +229,14 @@ func (w *handoverWriter) Append(f ringstore.Frame) (uint64, error) {
 		w.heldBytes += len(f.Data)
 		return 0, nil
 	}
+	f.Time = f.Time.Add(w.offset)
+	if !w.passGate(heldOp{frame: &ringstore.Frame{Track: f.Track, Time: f.Time, DTSOffset: f.DTSOffset, Key: f.Key, Data: bytes.Clone(f.Data)}}, len(f.Data)) {
+		return 0, nil
+	}
 	sw, err := w.store.Stream(w.name)
 	if err != nil {
 		return 0, err
 	}
-	f.Time = f.Time.Add(w.offset)
 	return sw.Append(f)
 }
 
@@ -186,6 +248,9 @@ func (w *handoverWriter) MarkGap(cause ringstore.GapCause, at time.Time) {
 	}
 	if w.holding {
 		w.held = append(w.held, heldOp{gap: &ringstore.Gap{Cause: cause, Start: at}})
+		return
+	}
+	if !w.passGate(heldOp{gap: &ringstore.Gap{Cause: cause, Start: at.Add(w.offset)}}, 0) {
 		return
 	}
 	if sw, err := w.store.Stream(w.name); err == nil {

@@ -160,3 +160,67 @@ func TestHandoverWriterSilence(t *testing.T) {
 		t.Fatalf("newest frame %v, want %v (the late frame dropped)", n, t0)
 	}
 }
+
+// TestHandoverWriterLeaseGate: frames appended while the lease is stale
+// wait, go to the store in order once it is fresh, and are dropped if the
+// node stands down first.
+func TestHandoverWriterLeaseGate(t *testing.T) {
+	for _, standDown := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stand down %v", standDown), func(t *testing.T) {
+			st, err := ringstore.Open(context.Background(), formatStore(t, 64<<20), ringstore.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			fresh := true
+			hs := newHandoverSet(st, slog.New(slog.DiscardHandler))
+			hs.setGate(func() bool { return fresh })
+			fw, err := hs.writer("cam")
+			if err != nil {
+				t.Fatal(err)
+			}
+			fw.SetTracks([]ringstore.Track{{ID: 0, Codec: ringstore.CodecH264, ClockRate: 90000}})
+			t0 := time.Unix(1_800_000_000, 0)
+			add := func(i int) {
+				if _, err := fw.Append(ringstore.Frame{Time: t0.Add(time.Duration(i) * 40 * time.Millisecond), Key: i == 0, Data: []byte{byte(i)}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			add(0)
+			fresh = false
+			add(1)
+			add(2)
+			st.Flush(context.Background())
+			if n := st.NewestByStream()["cam"]; !n.Equal(t0) {
+				t.Fatalf("newest %v while the lease is stale, want the first frame's %v", n, t0)
+			}
+			if standDown {
+				hs.silence()
+			}
+			fresh = true
+			add(3)
+			st.Flush(context.Background())
+			want := t0.Add(3 * 40 * time.Millisecond)
+			if standDown {
+				want = t0
+			}
+			if n := st.NewestByStream()["cam"]; !n.Equal(want) {
+				t.Fatalf("newest %v, want %v", n, want)
+			}
+			r, err := st.Frames("cam", t0, t0.Add(time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			n := 0
+			for ; ; n++ {
+				if _, err := r.Next(); err != nil {
+					break
+				}
+			}
+			if wantN := map[bool]int{false: 4, true: 1}[standDown]; n != wantN {
+				t.Fatalf("%d frames stored, want %d", n, wantN)
+			}
+		})
+	}
+}

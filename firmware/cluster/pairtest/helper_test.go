@@ -43,6 +43,7 @@ type poll struct {
 	Epoch           uint64  `json:"epoch,omitempty"`
 	Lease           bool    `json:"lease,omitempty"`
 	VersionMismatch bool    `json:"version_mismatch,omitempty"`
+	ConfigMismatch  bool    `json:"config_mismatch,omitempty"`
 	PeerFirmware    string  `json:"peer_firmware,omitempty"`
 	Connected       bool    `json:"connected,omitempty"`
 	Batches         uint64  `json:"batches,omitempty"`
@@ -167,7 +168,7 @@ func helperVMS(ctx context.Context, a vmsArgs, o *out) error {
 					c.CloseIdleConnections()
 				} else {
 					s.Node, s.Role, s.Epoch, s.Lease = cs.Node, cs.Role, cs.Epoch, cs.LeaseFresh
-					s.VersionMismatch, s.PeerFirmware = cs.VersionMismatch, cs.PeerFirmware
+					s.VersionMismatch, s.ConfigMismatch, s.PeerFirmware = cs.VersionMismatch, cs.ConfigMismatch, cs.PeerFirmware
 					s.Connected, s.Batches, s.Lag, s.Path = cs.Mirror.Connected, cs.Mirror.Batches, cs.Mirror.LagSeconds, cs.Mirror.Path
 					for _, l := range cs.Links {
 						if l.Name == "dedicated" {

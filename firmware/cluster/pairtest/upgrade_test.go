@@ -62,6 +62,14 @@ func TestRigPairRollingUpgrade(t *testing.T) {
 		return !s.VersionMismatch && s.PeerFirmware == newV && !mismatchAlarm(s) && s.Err == ""
 	})
 	time.Sleep(2 * time.Second)
+	for _, n := range []string{rig.Primary, rig.Standby} {
+		for _, s := range p.polls(n) {
+			if s.ConfigMismatch {
+				t.Errorf("config mismatch reported by %s at %v: both nodes run the same cameras", n, s.At())
+				break
+			}
+		}
+	}
 	checkContinuity(t, p, "rolling upgrade", from, apiBase("vip"), 2.5*framePeriod.Seconds())
 	t.Logf("rolling upgrade %s -> %s with %d cameras: standby upgraded and mirroring after %v (mismatch alarm raised), switchover took %v, old primary upgraded and mirroring after %v, mismatch alarm cleared %v after its restart",
 		oldV, newV, len(p.cams), t2.Sub(t1).Round(time.Millisecond), t3.Sub(t2).Round(time.Millisecond), up3.At().Sub(t3).Round(time.Millisecond), cleared.At().Sub(t3).Round(time.Millisecond))
