@@ -50,6 +50,8 @@ time), clear.`,
 			listen := fs.String("listen", camsim.DefaultAddress, "RTSP (TCP) listen `address`")
 			udp := fs.String("udp", "", "UDP RTP listen `address` (even port; RTCP on the next); default a free pair on the --listen host")
 			noUDP := fs.Bool("no-udp", false, "offer only the TCP transport")
+			mcast := fs.String("multicast", "", "also offer UDP multicast to groups of this `range` (e.g. 239.77.0.0/16)")
+			mcastPort := fs.Int("multicast-port", 8002, "multicast RTP `port` (even; RTCP on the next)")
 			n := fs.Int("paths", 0, "add `N` generated paths (see --paths-spec, --paths-prefix)")
 			genSpec := fs.String("paths-spec", "h264", "`SPEC` of the generated paths, without the name")
 			prefix := fs.String("paths-prefix", "cam", "name `prefix` of the generated paths: PREFIX001, PREFIX002, ...")
@@ -80,7 +82,7 @@ time), clear.`,
 					*history = -1 // camsim: negative keeps none
 				}
 				opts := camsim.Options{
-					Address: *listen, UDPAddress: *udp, DisableUDP: *noUDP, ControlAddress: *control,
+					Address: *listen, UDPAddress: *udp, DisableUDP: *noUDP, MulticastIPRange: *mcast, MulticastPort: *mcastPort, ControlAddress: *control,
 					ClipDir: *clips, Auth: mode, SenderReportPeriod: *sr, FrameHistory: *history,
 					Logger: env.Logger(lvl),
 				}

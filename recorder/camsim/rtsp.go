@@ -81,6 +81,16 @@ func startRTSP(opts *Options, lookup func(string) *path, closing <-chan struct{}
 		DisableRTCPSenderReports: true, // the paths send their own, and none while stalled
 		AuthMethods:              methods,
 	}
+	if opts.MulticastIPRange != "" {
+		port := opts.MulticastPort
+		if port == 0 {
+			port = 8002
+		}
+		if port%2 != 0 || port <= 0 || port >= 65535 {
+			return nil, fmt.Errorf("%w: multicast RTP port %d: want an even port below 65535", ErrBadConfig, port)
+		}
+		r.srv.MulticastIPRange, r.srv.MulticastRTPPort, r.srv.MulticastRTCPPort = opts.MulticastIPRange, port, port+1
+	}
 	var ln net.Listener
 	r.srv.Listen = func(network, address string) (net.Listener, error) {
 		l, err := net.Listen(network, address)

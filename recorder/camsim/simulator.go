@@ -46,6 +46,13 @@ type Options struct {
 	UDPAddress string
 	// DisableUDP offers only the TCP (interleaved) transport.
 	DisableUDP bool
+	// MulticastIPRange, when set (e.g. "239.77.0.0/16"), also offers UDP
+	// multicast: each path's stream is sent to a group from the range, RTP
+	// on MulticastPort (even; default 8002) and RTCP on the next port. The
+	// host needs a multicast route (224.0.0.0/4) on a multicast-capable
+	// interface.
+	MulticastIPRange string
+	MulticastPort    int
 	// ControlAddress, when set, serves the HTTP control endpoint there
 	// (see ControlHandler). Default: no control endpoint.
 	ControlAddress string
