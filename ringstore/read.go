@@ -59,6 +59,22 @@ func (s *Store) streamID(name string) (uint32, streamMeta, bool) {
 	return 0, streamMeta{}, false
 }
 
+// indexBounds narrows an index walk of stream id over [from, to) to where the
+// stream has records: from its first record's time0 to just after its last
+// frame. The index is walked one 64 s bucket at a time, so a range far
+// wider than the footage (an export "from 1970", a search to a distant
+// "to" of a camera that stopped) would otherwise cost a seek per empty
+// bucket.
+func (s *Store) indexBounds(id uint32, from, to int64) (int64, int64) {
+	s.metaMu.RLock()
+	m := s.metas[id]
+	s.metaMu.RUnlock()
+	if m == nil || m.first == 0 {
+		return from, to
+	}
+	return max(from, m.first), min(to, m.last+1)
+}
+
 // Spans returns the continuous footage of stream within [from, to), and the
 // gaps between (and before) them with their causes. Gaps from corrupt
 // records are found by reads and Check, not here.
@@ -82,7 +98,8 @@ func (s *Store) spansFrom(stream string, from, to time.Time) ([]Span, []Gap, err
 		var cur *Span
 		var prevLast int64
 		err := s.db.View(func(tx *bolt.Tx) error {
-			return streamRange(tx, id, f-lookback*bucketPeriod, t, func(e indexEntry) bool {
+			lo, hi := s.indexBounds(id, f-lookback*bucketPeriod, t)
+			return streamRange(tx, id, lo, hi, func(e indexEntry) bool {
 				if e.last < f {
 					prevLast = max(prevLast, e.last)
 					return true
@@ -230,6 +247,9 @@ func (s *Store) Frames(stream string, from, to time.Time) (*FrameReader, error) 
 		return r, nil
 	}
 	r.id = id
+	if lo, _ := s.indexBounds(id, from.UnixNano(), r.to); lo > from.UnixNano() {
+		from, r.next = time.Unix(0, lo), lo
+	}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		e, ok, err := keyAtOrBefore(tx, id, from.UnixNano(), lookback)
 		if ok {
@@ -261,8 +281,9 @@ func (r *FrameReader) Next() (ReadFrame, error) {
 // fill loads the next few index entries and their records into the queue.
 func (r *FrameReader) fill() error {
 	var es []indexEntry
+	lo, hi := r.s.indexBounds(r.id, r.next, r.to)
 	err := r.s.db.View(func(tx *bolt.Tx) error {
-		return streamRange(tx, r.id, r.next, r.to, func(e indexEntry) bool {
+		return streamRange(tx, r.id, lo, hi, func(e indexEntry) bool {
 			if r.lastKey != nil && string(e.key()) <= string(r.lastKey) {
 				return true
 			}
