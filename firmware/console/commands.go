@@ -31,6 +31,7 @@ func commands() []*command {
 			{name: "status", args: "[--json]", summary: "cameras recording, retention held, alarms", role: config.RoleViewer, json: true, run: runShowStatus},
 			{name: "board", args: "[--json]", summary: "PSUs, drive bays and RAID arrays", role: config.RoleViewer, json: true, run: runShowBoard},
 			clusterShowCommand(),
+			recordingsShowCommand(),
 		}},
 		camerasCommand(),
 		storageCommand(),
