@@ -21,6 +21,7 @@ func TestRigPairFreezePrimary(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	from := time.Now()
 	pr := p.nodes[rig.Primary].proc
+	p.checkRoles(e1)
 	tStop := time.Now()
 	if err := pr.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)

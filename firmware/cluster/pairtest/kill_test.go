@@ -25,6 +25,7 @@ func TestRigPairKillPrimaryAndFailback(t *testing.T) {
 	e1 := p.up()
 	time.Sleep(6 * time.Second) // steady recording and mirroring
 	from := time.Now().Add(-4 * time.Second)
+	p.checkRoles(e1)
 	tKill := p.kill(rig.Primary)
 
 	// Detection and takeover, from the standby's log.

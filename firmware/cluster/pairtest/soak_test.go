@@ -33,6 +33,7 @@ func TestRigPairDedicatedLinkSoak(t *testing.T) {
 	}
 	p := newPair(t, 4, "1.0.0")
 	e1 := p.up()
+	p.checkRoles(e1)
 	from := time.Now()
 	var delays []*rigDelay
 	for _, n := range []string{rig.Primary, rig.Standby} {

@@ -27,8 +27,9 @@ func TestRigPairRollingUpgrade(t *testing.T) {
 	requireFFprobe(t)
 	const oldV, newV = "1.0.0", "1.1.0"
 	p := newPair(t, 6, oldV)
-	p.up()
+	e1 := p.up()
 	time.Sleep(2 * time.Second)
+	p.checkRoles(e1)
 	from := time.Now()
 
 	// 1. The standby restarts on N+1.
