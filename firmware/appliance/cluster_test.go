@@ -13,8 +13,11 @@ import (
 	"github.com/nvrfw/nvr/firmware/cluster"
 	"github.com/nvrfw/nvr/firmware/cluster/heartbeat"
 	"github.com/nvrfw/nvr/firmware/cluster/pairing"
+	"github.com/nvrfw/nvr/firmware/slots"
 	"github.com/nvrfw/nvr/recorder"
 	"github.com/nvrfw/nvr/recorder/camsim"
+	"github.com/nvrfw/nvr/watchdog"
+	"github.com/nvrfw/nvr/watchdog/watchdogtest"
 )
 
 // freeAddrs returns n loopback addresses with free ports of network
@@ -56,8 +59,15 @@ func TestClusterStandbyAlone(t *testing.T) {
 	raft := freeAddrs(t, "tcp", 4)
 	hb := freeAddrs(t, "udp", 2)
 	dir := t.TempDir()
-	opts := Options{DataDir: formatStore(t, 64<<20), Cameras: []recorder.Camera{{Name: "cam1", URL: sim.URL("cam1")}},
+	// Booted on a firmware trial, with a hardware watchdog: a standby
+	// records nothing, so a camera that could not record (dead) does not
+	// matter; the watchdog is petted and the trial confirmed.
+	slotsM := trialSlots(t)
+	dog := watchdogtest.NewDog(3*time.Second, false, nil)
+	opts := Options{DataDir: formatStore(t, 64<<20), Cameras: []recorder.Camera{{Name: "cam1", URL: sim.URL("cam1")}, {Name: "dead", URL: "rtsp://127.0.0.1:1/none"}},
 		APITokens: map[string]string{"tok": "test"}, Version: "9.9.9",
+		Firmware: &Firmware{Slots: slotsM, Booted: slots.B, ConfirmAfter: time.Second},
+		test:     testHooks{watchdog: &watchdog.Options{Device: dog, Timeout: 3 * time.Second, Interval: 200 * time.Millisecond, BootGrace: -1}},
 		Cluster: &ClusterOptions{ID: "a", Dir: dir, Pairing: bs[0], MirrorBind: raft[3],
 			Peers:     []cluster.Peer{{ID: "a", Addr: raft[0]}, {ID: "b", Addr: raft[1]}, {ID: "w", Addr: raft[2], Witness: true}},
 			Heartbeat: []heartbeat.Path{{Name: "lan", Local: hb[0], Peer: hb[1]}}}}
@@ -85,6 +95,13 @@ func TestClusterStandbyAlone(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
+	if dog.Pets() < 3 {
+		t.Errorf("watchdog petted %d times on the standby", dog.Pets())
+	}
+	waitUntil(t, "trial confirmed on the standby", 10*time.Second, func() bool {
+		st, err := slotsM.Status(slots.B)
+		return err == nil && st.Default == slots.B
+	})
 	// A switchover needs a peer.
 	req := c.base + "/api/v1/cluster/switchover"
 	if code := postCode(t, req, "tok"); code != 409 {
