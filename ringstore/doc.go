@@ -63,8 +63,9 @@
 // # Write path
 //
 // Append copies frames into per-stream pending buffers (bounded: beyond the
-// bound it returns ErrBackpressure). Once per commit tick the writer encodes the
-// pending frames as records, writes them at the head with large (4 MiB)
+// bound it returns ErrBackpressure), 64 KiB chunks from a store-wide pool
+// mapped outside the Go heap that keeps about one tick of footage (chunks.go). Once per commit tick the writer encodes the
+// pending frames as records, writes them at the head with large (512 KiB)
 // writes, calls Datasync once per slot touched, and only then advances the
 // durable watermark (acknowledgement, WaitDurable), then commits the tick's
 // index entries in one bbolt transaction (Flush waits for that too, so a read

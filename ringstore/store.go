@@ -54,8 +54,12 @@ type Alarm struct {
 const (
 	defaultCommitInterval = time.Second
 	defaultMaxPending     = 32 << 20
-	// writeChunk is the size of the large writes the writer issues.
-	writeChunk = 4 << 20
+	// writeChunk is the size of the writes the writer issues. Records are
+	// copied into the writer's buffer and written from it: a buffer that
+	// stays in the CPU's cache between the copy and the kernel's copy into
+	// the page cache costs less than fewer, larger writes (4 MiB ones cost
+	// about 1.4x the system time); the kernel merges them on write-back anyway.
+	writeChunk = 512 << 10
 	// maxRecordBytes caps a record's payload (a larger single frame still
 	// gets a record of its own, up to a quarter slot).
 	maxRecordBytes = 4 << 20
