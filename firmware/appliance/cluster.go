@@ -484,6 +484,7 @@ func (sc *clusterScope) watch(ctx context.Context) {
 	}
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	start := time.Now()
 	var version, config, peerDown bool
 	for {
 		select {
@@ -496,7 +497,7 @@ func (sc *clusterScope) watch(ctx context.Context) {
 			continue
 		}
 		h := *st.Heartbeat
-		down := h.Preferred == ""
+		down := h.Preferred == "" && time.Since(start) > 5*time.Second // not before the peer had a chance
 		version = sc.alarm(version, h.VersionMismatch, "cluster.version_mismatch",
 			fmt.Sprintf("peer %s runs firmware %s (protocol %d), this node %s: expected only during an upgrade", h.PeerID, h.PeerFirmware, h.PeerProtocolVersion, sc.a.opts.Version))
 		config = sc.alarm(config, h.ConfigMismatch, "cluster.config_mismatch", "the peer's configuration differs from this node's")
