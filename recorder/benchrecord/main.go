@@ -495,5 +495,29 @@ func printResults(w io.Writer, rs []result) {
 			fmt.Fprintf(w, "%s %d cameras: gaps in the store by cause: %v\n", r.recorder, r.cameras, r.gaps)
 		}
 	}
+	for _, line := range ratios(rs) {
+		fmt.Fprintln(w, line)
+	}
 	fmt.Fprintln(w, "(CPU in percent of one core per camera. Frames over the whole run: each connection starts recording at a keyframe, so up to 24 frames per camera are not kept by design. In-window: frames stored with a capture time inside the window against the simulator's counters read at its ends, +-1 frame per camera.)")
+}
+
+// ratios compares ours with MediaMTX at each camera count measured for both,
+// against issue 3's targets.
+func ratios(rs []result) []string {
+	mtx := map[int]result{}
+	for _, r := range rs {
+		if r.recorder == "mediamtx" {
+			mtx[r.cameras] = r
+		}
+	}
+	var out []string
+	for _, r := range rs {
+		m, ok := mtx[r.cameras]
+		if r.recorder != "nvrd" || !ok || m.cpuPerCamPct <= 0 || m.rssPerCamMiB <= 0 {
+			continue
+		}
+		out = append(out, fmt.Sprintf("nvrd/MediaMTX at %d cameras: CPU %.2fx (target <= 0.5x), RSS %.2fx (target <= 1x), in-window frames lost %d",
+			r.cameras, r.cpuPerCamPct/m.cpuPerCamPct, r.rssPerCamMiB/m.rssPerCamMiB, int64(r.windowSent)-int64(r.windowKept)))
+	}
+	return out
 }

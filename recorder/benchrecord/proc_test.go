@@ -76,3 +76,17 @@ func FuzzParseRSS(f *testing.F) {
 		_, _ = parseRSS(b)
 	})
 }
+
+func TestRatios(t *testing.T) {
+	rs := []result{
+		{recorder: "ffmpeg", cameras: 50, cpuPerCamPct: 0.5, rssPerCamMiB: 50},
+		{recorder: "mediamtx", cameras: 50, cpuPerCamPct: 0.4, rssPerCamMiB: 1.6},
+		{recorder: "nvrd", cameras: 50, cpuPerCamPct: 0.2, rssPerCamMiB: 1.2, windowSent: 100, windowKept: 98},
+		{recorder: "nvrd", cameras: 100, cpuPerCamPct: 0.2, rssPerCamMiB: 1.2}, // no MediaMTX at 100
+	}
+	got := ratios(rs)
+	want := "nvrd/MediaMTX at 50 cameras: CPU 0.50x (target <= 0.5x), RSS 0.75x (target <= 1x), in-window frames lost 2"
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("ratios = %q, want [%q]", got, want)
+	}
+}
