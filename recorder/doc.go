@@ -43,7 +43,7 @@
 // # Concurrency and lifetimes
 //
 // Session.Run does its work on the calling goroutine; each connection adds
-// the RTSP client's goroutines and two of the seam's, all ended and joined
+// the RTSP client's goroutines and one of the seam's, all ended and joined
 // before the connection attempt returns. Status may be called from any
 // goroutine. The RTSP reader hands access units to the session goroutine
 // through a queue bounded in units and bytes (Options.QueueLength,

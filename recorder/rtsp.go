@@ -118,16 +118,20 @@ func (gortsplibConnector) connect(ctx context.Context, cfg connectConfig) (camCo
 	if err := c.Start2(); err != nil {
 		return nil, fmt.Errorf("start RTSP client: %w", err)
 	}
-	conn := &gortsplibConn{c: c, stopCh: make(chan struct{}), doneCh: make(chan struct{})}
-	conn.wg.Add(2)
-	go func() { // closes the client when ctx ends (also during DESCRIBE/SETUP/PLAY)
+	conn := &gortsplibConn{c: c, doneCh: make(chan struct{})}
+	// The client is closed when ctx ends (also during DESCRIBE/SETUP/PLAY),
+	// without a goroutine per camera waiting for it.
+	conn.wg.Add(1)
+	stop := context.AfterFunc(ctx, func() {
 		defer conn.wg.Done()
-		select {
-		case <-ctx.Done():
-			c.Close()
-		case <-conn.stopCh:
+		c.Close()
+	})
+	conn.stopWatch = func() {
+		if stop() {
+			conn.wg.Done() // the close never ran and never will
 		}
-	}()
+	}
+	conn.wg.Add(1)
 	go func() {
 		defer conn.wg.Done()
 		conn.e = sessionError(c.Wait())
@@ -144,13 +148,13 @@ func (gortsplibConnector) connect(ctx context.Context, cfg connectConfig) (camCo
 }
 
 type gortsplibConn struct {
-	c      *gortsplib.Client
-	ts     []trackInfo
-	stopCh chan struct{}
-	doneCh chan struct{}
-	e      error
-	once   sync.Once
-	wg     sync.WaitGroup
+	c         *gortsplib.Client
+	ts        []trackInfo
+	stopWatch func() // stops closing the client when ctx ends
+	doneCh    chan struct{}
+	e         error
+	once      sync.Once
+	wg        sync.WaitGroup
 }
 
 func (g *gortsplibConn) tracks() []trackInfo   { return g.ts }
@@ -171,7 +175,7 @@ func sessionError(err error) error {
 
 func (g *gortsplibConn) close() {
 	g.once.Do(func() {
-		close(g.stopCh)
+		g.stopWatch()
 		g.c.Close()
 		g.wg.Wait()
 	})
