@@ -72,6 +72,9 @@ func TestRigPairRollingUpgrade(t *testing.T) {
 		}
 	}
 	checkContinuity(t, p, "rolling upgrade", from, apiBase("vip"), 2.5*framePeriod.Seconds())
+	// The old primary (the standby now) holds the same history: its own
+	// footage up to its stop, then the new primary's, merged.
+	checkContinuity(t, p, "rolling upgrade (old primary)", from, apiBase(rig.Primary), 2.5*framePeriod.Seconds())
 	t.Logf("rolling upgrade %s -> %s with %d cameras: standby upgraded and mirroring after %v (mismatch alarm raised), switchover took %v, old primary upgraded and mirroring after %v, mismatch alarm cleared %v after its restart",
 		oldV, newV, len(p.cams), t2.Sub(t1).Round(time.Millisecond), t3.Sub(t2).Round(time.Millisecond), up3.At().Sub(t3).Round(time.Millisecond), cleared.At().Sub(t3).Round(time.Millisecond))
 }
