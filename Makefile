@@ -28,12 +28,14 @@ lint: deps vet
 # full-pair tests with real recording, including the 2-minute lossy-link soak)
 # and the recorder's end-to-end tests (real-time RTSP from the simulator and
 # MediaMTX, frame counts checked against what was sent). Run in parallel with the rest
-# on a 2-core machine they measure the test machine's overload.
+# on a 2-core machine they measure the test machine's overload. The QEMU
+# system test suite (make qemu-test, about 9 minutes) runs last.
 SERIAL_PKGS := ./recorder/e2etest/
 test: deps lint build
 	$(GO) test $(TESTFLAGS) -skip '^TestRig' $$($(GO) list ./... | grep -v '/recorder/e2etest$$')
 	$(GO) test $(TESTFLAGS) -p 1 $(SERIAL_PKGS)
 	$(GO) test $(TESTFLAGS) -p 1 -run '^TestRig' -skip '^TestRigDedicatedLinkSoak$$' ./firmware/cluster/...
+	$(MAKE) qemu-test
 
 demo: build
 	./bin/nvrd demo --dir var
