@@ -69,6 +69,7 @@ func (w *fakeWriter) Append(f ringstore.Frame) (uint64, error) {
 		}
 	}
 	w.check(f)
+	f.Data = bytes.Clone(f.Data) // the session reuses the buffer
 	w.frames = append(w.frames, f)
 	return uint64(len(w.frames)), nil
 }

@@ -21,7 +21,14 @@ type pipeline struct {
 	tracksSet bool // SetTracks called on this connection
 	started   bool // a keyframe was appended on this connection
 	waitKey   bool // drop until the next keyframe (after a gap)
+
+	// frameBuf holds the AVCC bytes of the video frame being appended,
+	// reused frame after frame (FrameWriter.Append copies them).
+	frameBuf []byte
 }
+
+// maxFrameBuf is the largest frame buffer a pipeline keeps between frames.
+const maxFrameBuf = 1 << 20
 
 func (s *Session) newPipeline(tracks []trackInfo) *pipeline {
 	cfg := clockConfig{jump: s.opts.JumpThreshold, slew: s.opts.ClockSlew, maxSkew: s.opts.MaxCameraClockSkew}
@@ -116,7 +123,10 @@ func (s *Session) handle(p *pipeline, u unit) (bool, error) {
 				return false, nil
 			}
 		}
-		f.Data = avcc(au.nalus)
+		f.Data = appendAVCC(p.frameBuf[:0], au.nalus)
+		if cap(f.Data) <= maxFrameBuf {
+			p.frameBuf = f.Data
+		}
 	} else {
 		if len(u.data) == 0 {
 			s.decodeError(fmt.Errorf("%w: empty audio frame", errMalformedAU))

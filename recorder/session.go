@@ -17,7 +17,9 @@ import (
 
 // FrameWriter is where a session's frames go: what *ringstore.StreamWriter
 // offers. Append must not block on I/O; it returns ringstore.ErrBackpressure
-// when the stream's backlog is full.
+// when the stream's backlog is full. Append must not keep f.Data after it
+// returns (copy what it keeps, as the store does): the session reuses that
+// buffer for its next frame.
 type FrameWriter interface {
 	SetTracks(tracks []ringstore.Track) error
 	Append(f ringstore.Frame) (seq uint64, err error)

@@ -328,15 +328,21 @@ func (v *videoTrack) dts(au videoAU, pts int64) (dts int64) {
 }
 
 // avcc frames NALUs as AVCC: each prefixed by its 4-byte big-endian length.
-func avcc(nalus [][]byte) []byte {
-	n := 0
+func avcc(nalus [][]byte) []byte { return appendAVCC(nil, nalus) }
+
+// appendAVCC appends nalus to dst as AVCC (a 4-byte big-endian length
+// before each NALU), growing dst at most once.
+func appendAVCC(dst []byte, nalus [][]byte) []byte {
+	n := len(dst)
 	for _, u := range nalus {
 		n += 4 + len(u)
 	}
-	out := make([]byte, 0, n)
-	for _, u := range nalus {
-		out = binary.BigEndian.AppendUint32(out, uint32(len(u)))
-		out = append(out, u...)
+	if n > cap(dst) {
+		dst = append(make([]byte, 0, n), dst...)
 	}
-	return out
+	for _, u := range nalus {
+		dst = binary.BigEndian.AppendUint32(dst, uint32(len(u)))
+		dst = append(dst, u...)
+	}
+	return dst
 }

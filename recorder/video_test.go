@@ -272,3 +272,29 @@ func hasKind(c ringstore.Codec, nalus [][]byte, k naluKind) bool {
 	}
 	return false
 }
+
+func TestAppendAVCC(t *testing.T) {
+	tests := []struct {
+		name  string
+		dst   []byte
+		nalus [][]byte
+		want  []byte
+	}{
+		{"nothing", nil, nil, nil},
+		{"one NALU", nil, [][]byte{{0xaa}}, []byte{0, 0, 0, 1, 0xaa}},
+		{"two NALUs after a prefix", []byte{9}, [][]byte{{1, 2}, {3}}, []byte{9, 0, 0, 0, 2, 1, 2, 0, 0, 0, 1, 3}},
+		{"into a reused buffer", make([]byte, 0, 64), [][]byte{{0x65, 1, 2, 3}}, []byte{0, 0, 0, 4, 0x65, 1, 2, 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spare := cap(tt.dst) - len(tt.dst)
+			got := appendAVCC(tt.dst, tt.nalus)
+			if !bytes.Equal(got, tt.want) {
+				t.Fatalf("appendAVCC = %x, want %x", got, tt.want)
+			}
+			if spare >= len(tt.want)-len(tt.dst) && len(got) > 0 && &got[0] != &tt.dst[:1][0] {
+				t.Error("a buffer with room was not reused")
+			}
+		})
+	}
+}
