@@ -11,6 +11,12 @@
 // from exported footage: MP4s from the API (and `nvrd export` of a killed
 // node's volume), whose packet times keep real time across gaps.
 //
+// Tests (all TestRigPair*, in make test's serial TestRig step, about 3 min
+// together): SIGKILL of the primary recording 20 cameras then failback and
+// an API switchover; SIGSTOP/SIGCONT of the primary; a rolling upgrade
+// between two nvrd builds; the 2-minute lossy dedicated-link soak (make
+// soak: 10 minutes). Each logs its figures with t.Logf.
+//
 // The package has no non-test code. Tests run one at a time (they measure
 // real time): make test runs them in its serial TestRig step.
 package pairtest
