@@ -32,6 +32,9 @@ type ClusterStatus struct {
 	Primary    string `json:"primary"`
 	Leader     string `json:"leader"`
 	LeaseFresh bool   `json:"lease_fresh"`
+	// ConfigHash is the configuration hash the primary committed through
+	// raft under its epoch.
+	ConfigHash string `json:"config_hash"`
 	// Firmware is this node's version, PeerFirmware the peer's (from its
 	// heartbeats).
 	Firmware        string          `json:"firmware"`

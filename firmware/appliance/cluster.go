@@ -3,6 +3,7 @@ package appliance
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -493,6 +494,7 @@ func (sc *clusterScope) watch(ctx context.Context) {
 		case <-t.C:
 		}
 		st := sc.node.Status()
+		sc.commitConfig(st)
 		if st.Heartbeat == nil {
 			continue
 		}
@@ -503,6 +505,26 @@ func (sc *clusterScope) watch(ctx context.Context) {
 		config = sc.alarm(config, h.ConfigMismatch, "cluster.config_mismatch", "the peer's configuration differs from this node's")
 		peerDown = sc.alarm(peerDown, down, "cluster.peer_unreachable", "no heartbeat from the peer on any path")
 	}
+}
+
+// commitConfig has the primary commit its configuration hash through raft
+// under its epoch when it differs from the committed one (refused by the
+// FSM after a newer epoch): show cluster and the API give the pair's
+// committed configuration, and a deposed primary cannot change it.
+func (sc *clusterScope) commitConfig(st cluster.Status) {
+	if r, _ := sc.node.Role(); r != cluster.RolePrimary {
+		return
+	}
+	h := sc.a.pairConfigHash()
+	hash := hex.EncodeToString(h[:8])
+	if st.ConfigHash == hash {
+		return
+	}
+	if err := sc.node.ProposeConfig(hash); err != nil {
+		sc.log.Warn("commit the configuration hash", "hash", hash, "err", err)
+		return
+	}
+	sc.log.Info("configuration hash committed", "hash", hash, "epoch", st.Epoch)
 }
 
 // alarm raises (on) or clears the alarm key when it changes from was.

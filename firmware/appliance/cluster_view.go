@@ -70,7 +70,7 @@ func (b *backend) Cluster(context.Context) (api.ClusterStatus, error) {
 func (b *backend) Switchover(ctx context.Context) error { return b.a.pairSwitchover(ctx) }
 
 func apiCluster(v ClusterView) api.ClusterStatus {
-	out := api.ClusterStatus{Node: v.ID, Role: v.Role, Epoch: v.Epoch, Primary: v.Primary, Leader: v.Leader, LeaseFresh: v.LeaseFresh,
+	out := api.ClusterStatus{Node: v.ID, Role: v.Role, Epoch: v.Epoch, Primary: v.Primary, Leader: v.Leader, LeaseFresh: v.LeaseFresh, ConfigHash: v.ConfigHash,
 		Firmware: v.Firmware, Takeovers: v.Takeovers, Members: []api.ClusterMember{}, Links: []api.ClusterLink{},
 		Mirror: api.MirrorStatus{Side: v.MirrorAs, Connected: v.Mirror.Connected, Peer: v.Mirror.Peer, LagSeconds: v.Mirror.LagSeconds,
 			LagBytes: v.Mirror.LagBytes, AckedNewest: v.Mirror.AckedNewest, Batches: v.Mirror.Batches, Bytes: v.Mirror.Bytes,

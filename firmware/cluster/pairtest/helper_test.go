@@ -44,6 +44,7 @@ type poll struct {
 	Lease           bool    `json:"lease,omitempty"`
 	VersionMismatch bool    `json:"version_mismatch,omitempty"`
 	ConfigMismatch  bool    `json:"config_mismatch,omitempty"`
+	ConfigHash      string  `json:"config_hash,omitempty"`
 	PeerFirmware    string  `json:"peer_firmware,omitempty"`
 	Connected       bool    `json:"connected,omitempty"`
 	Batches         uint64  `json:"batches,omitempty"`
@@ -167,7 +168,7 @@ func helperVMS(ctx context.Context, a vmsArgs, o *out) error {
 					s.Err = err.Error()
 					c.CloseIdleConnections()
 				} else {
-					s.Node, s.Role, s.Epoch, s.Lease = cs.Node, cs.Role, cs.Epoch, cs.LeaseFresh
+					s.Node, s.Role, s.Epoch, s.Lease, s.ConfigHash = cs.Node, cs.Role, cs.Epoch, cs.LeaseFresh, cs.ConfigHash
 					s.VersionMismatch, s.ConfigMismatch, s.PeerFirmware = cs.VersionMismatch, cs.ConfigMismatch, cs.PeerFirmware
 					s.Connected, s.Batches, s.Lag, s.Path = cs.Mirror.Connected, cs.Mirror.Batches, cs.Mirror.LagSeconds, cs.Mirror.Path
 					for _, l := range cs.Links {

@@ -63,6 +63,13 @@ func TestRigPairRollingUpgrade(t *testing.T) {
 		return !s.VersionMismatch && s.PeerFirmware == newV && !mismatchAlarm(s) && s.Err == ""
 	})
 	time.Sleep(2 * time.Second)
+	// No config divergence: both nodes show the same hash, committed
+	// through raft by the primary.
+	hp := p.waitPoll(rig.Primary, time.Now(), 5*time.Second, "a poll", func(poll) bool { return true })
+	hs := p.waitPoll(rig.Standby, time.Now(), 5*time.Second, "a poll", func(poll) bool { return true })
+	if hp.ConfigHash == "" || hp.ConfigHash != hs.ConfigHash {
+		t.Errorf("committed config hash %q on the primary, %q on the standby", hp.ConfigHash, hs.ConfigHash)
+	}
 	for _, n := range []string{rig.Primary, rig.Standby} {
 		for _, s := range p.polls(n) {
 			if s.ConfigMismatch {
