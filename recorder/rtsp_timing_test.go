@@ -275,3 +275,26 @@ func equalDurations(a, b []time.Duration) bool {
 	}
 	return true
 }
+
+// FuzzSenderClock feeds sender reports with any NTP and RTP times (camera
+// bytes) and checks the mapping: never a panic, the report's own RTP time
+// maps to its NTP time, and one second of RTP ticks later maps one second
+// later.
+func FuzzSenderClock(f *testing.F) {
+	f.Add(uint64(0xeb2f1b8a80000000), uint32(0xffffff00), uint32(7), uint32(1000))
+	f.Add(uint64(0), uint32(0), uint32(0), uint32(0))
+	f.Add(uint64(0xffffffffffffffff), uint32(0x7fffffff), uint32(1), uint32(0x80000000))
+	f.Fuzz(func(t *testing.T, ntp uint64, rtpTime, ssrc, ts uint32) {
+		c := &senderClock{rate: 90000}
+		c.handleRTCP(&rtcp.SenderReport{SSRC: ssrc, NTPTime: ntp, RTPTime: rtpTime})
+		at := c.at(ssrc, rtpTime)
+		if want := ntpToTime(ntp); !at.Equal(want) {
+			t.Fatalf("report's own RTP time maps to %v, want %v", at, want)
+		}
+		if got := c.at(ssrc, rtpTime+90000).Sub(at); got != time.Second {
+			t.Fatalf("90000 ticks later maps %v later, want 1s", got)
+		}
+		_ = c.at(ssrc+1, ts)
+		_ = c.at(ssrc, ts)
+	})
+}
