@@ -1,6 +1,8 @@
 // Package config is the appliance's configuration store: one bbolt file on
 // the persistent configuration volume holding the cameras, storage, network,
-// time, users, API tokens and (placeholder) cluster settings, with a
+// time, users, API tokens and the appliance pair's settings (Cluster: this
+// node's ID, the three voters, heartbeat paths, VIP, mirror address; the
+// pair's keys live beside the database, not in it), with a
 // versioned schema, validation, an audit log, change notifications and a
 // checksummed export/import for cloning a site onto a replacement box.
 //

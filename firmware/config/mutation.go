@@ -229,13 +229,26 @@ func (m SetTime) apply(_ *applyEnv, s *Site) (Effect, error) {
 	return Live, nil
 }
 
-// SetCluster replaces the (placeholder) cluster settings; needs a restart.
+// SetCluster replaces the cluster settings; needs a restart.
 type SetCluster struct{ Cluster Cluster }
 
 // Describe implements Mutation.
 func (m SetCluster) Describe() string {
 	c := m.Cluster
-	return fmt.Sprintf("set cluster enabled %v node %q peers %v witness %q", c.Enabled, printable(c.NodeName), c.Peers, printable(c.Witness))
+	var b strings.Builder
+	fmt.Fprintf(&b, "set cluster enabled %v node %q members", c.Enabled, printable(c.NodeID))
+	for _, mb := range c.Members {
+		fmt.Fprintf(&b, " %s=%s", printable(mb.ID), printable(mb.Addr))
+		if mb.Witness {
+			b.WriteString("/witness")
+		}
+	}
+	b.WriteString(" heartbeats")
+	for _, h := range c.Heartbeats {
+		fmt.Fprintf(&b, " %s=%s/%s", printable(h.Name), printable(h.Local), printable(h.Peer))
+	}
+	fmt.Fprintf(&b, " vip %q iface %q mirror-bind %q", printable(c.VIP), printable(c.VIPInterface), printable(c.MirrorBind))
+	return b.String()
 }
 func (m SetCluster) kind() string { return "cluster.set" }
 func (m SetCluster) apply(_ *applyEnv, s *Site) (Effect, error) {

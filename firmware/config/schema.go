@@ -12,7 +12,7 @@ import (
 
 // SchemaVersion is the schema this package reads and writes. Open migrates
 // older databases up to it, all steps in one transaction.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // ErrSchemaTooNew is returned by Open for a database written by a newer
 // firmware (a downgrade): it is left untouched.
@@ -34,6 +34,10 @@ type migration struct {
 //	   password moves to "password_cleartext"; the tokens and audit buckets
 //	   appear.
 //	3: the cluster placeholder settings appear (disabled).
+//	4: the cluster settings become the pair's real ones ({"enabled",
+//	   "node_id","members","heartbeats","vip","vip_interface",
+//	   "mirror_bind"}); the placeholder's values ("node_name","peers",
+//	   "witness"), never used by anything, are dropped: disabled, empty.
 var migrations = []migration{
 	{1, "initial layout", func(tx *bolt.Tx) error {
 		return createBuckets(tx, bucketMeta, bucketCameras, bucketUsers, bucketSettings)
@@ -50,6 +54,17 @@ var migrations = []migration{
 		}
 		return st.Put([]byte("cluster"), raw)
 	}},
+	{4, "real cluster settings", migrateClusterV4},
+}
+
+// migrateClusterV4 replaces the schema-3 cluster placeholder with empty,
+// disabled settings of the new shape.
+func migrateClusterV4(tx *bolt.Tx) error {
+	raw, err := json.Marshal(Cluster{})
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketSettings).Put([]byte("cluster"), raw)
 }
 
 func createBuckets(tx *bolt.Tx, names ...[]byte) error {

@@ -191,18 +191,64 @@ type Token struct {
 	Created time.Time `json:"created"`
 }
 
-// Cluster is a placeholder for the high-availability pairing of a later
-// issue; it is stored, validated and exported but nothing acts on it yet.
-// Changes will need a restart.
+// Cluster makes the appliance one data node of a pair (primary, standby and
+// a witness). Every change needs a restart of nvrd. The pair's keys are not
+// here: they live in the pairing bundle next to the configuration database
+// (console "cluster pair" / "cluster import").
 type Cluster struct {
-	// Enabled joins the cluster at start.
+	// Enabled joins the pair at start; it needs NodeID, the three Members
+	// and at least one heartbeat path. Disabled: the appliance records alone.
 	Enabled bool `json:"enabled"`
-	// NodeName names this appliance in the cluster (user-name rules).
-	NodeName string `json:"node_name,omitempty"`
-	// Peers are the other appliances' "host:port" addresses.
-	Peers []string `json:"peers,omitempty"`
-	// Witness is the tie-breaker's "host:port" address.
-	Witness string `json:"witness,omitempty"`
+	// NodeID is this appliance's ID in the pair (user-name rules); it must
+	// be one of the data (non-witness) Members and match the pairing
+	// bundle's node.
+	NodeID string `json:"node_id,omitempty"`
+	// Members are the three voters, this node included: two data nodes and
+	// exactly one witness, IDs unique. Empty, or exactly three.
+	Members []ClusterMember `json:"members,omitempty"`
+	// Heartbeats are the heartbeat paths to the other data node, the
+	// dedicated link first (the mirror ships over the first one that is up).
+	Heartbeats []HeartbeatPath `json:"heartbeats,omitempty"`
+	// VIP is the pair's service address (IPv4 or IPv6) held by the primary;
+	// empty: none.
+	VIP string `json:"vip,omitempty"`
+	// VIPInterface is the LAN interface the VIP is answered on; required
+	// with VIP (and only with it).
+	VIPInterface string `json:"vip_interface,omitempty"`
+	// MirrorBind is the mirror receiver's listen address ("ip:port" or
+	// ":port"); empty means ":7445".
+	MirrorBind string `json:"mirror_bind,omitempty"`
+}
+
+// ClusterMember is one voter of the pair.
+type ClusterMember struct {
+	// ID names the member (user-name rules), as in its pairing bundle.
+	ID string `json:"id"`
+	// Addr is its raft/control address, "host:port".
+	Addr string `json:"addr"`
+	// Witness marks the tie-breaker (nvrd witness), which records nothing.
+	Witness bool `json:"witness,omitempty"`
+}
+
+// HeartbeatPath is one heartbeat path between the two data nodes.
+type HeartbeatPath struct {
+	// Name labels the path in status ("dedicated", "lan"): 1-15 characters
+	// of [a-z0-9._-], unique.
+	Name string `json:"name"`
+	// Local is this node's "ip:port" on the path.
+	Local string `json:"local"`
+	// Peer is the other data node's "ip:port" on the path.
+	Peer string `json:"peer"`
+}
+
+// Member returns the member with the given ID and whether it exists.
+func (c Cluster) Member(id string) (ClusterMember, bool) {
+	for _, m := range c.Members {
+		if m.ID == id {
+			return m, true
+		}
+	}
+	return ClusterMember{}, false
 }
 
 // Site is a whole appliance configuration: what Export writes and Import
@@ -250,6 +296,7 @@ func (s Site) clone() Site {
 		c.Network.Interfaces[i] = in
 	}
 	c.Time.NTPServers = append([]string(nil), s.Time.NTPServers...)
-	c.Cluster.Peers = append([]string(nil), s.Cluster.Peers...)
+	c.Cluster.Members = append([]ClusterMember(nil), s.Cluster.Members...)
+	c.Cluster.Heartbeats = append([]HeartbeatPath(nil), s.Cluster.Heartbeats...)
 	return c
 }

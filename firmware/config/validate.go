@@ -49,6 +49,7 @@ const (
 	maxTokens     = 256
 	maxInterfaces = 64
 	maxListItems  = 16
+	maxHeartbeats = 4
 )
 
 // Validate checks a whole site: every field, and uniqueness of names. It
@@ -82,7 +83,7 @@ func Validate(s *Site) error {
 	if err := validateTokens(s.Tokens); err != nil {
 		return err
 	}
-	return validateCluster(s.Cluster)
+	return ValidateCluster(s.Cluster)
 }
 
 // ValidateCamera checks one camera's fields (not uniqueness).
@@ -382,27 +383,132 @@ func validateTokens(ts []Token) error {
 	return nil
 }
 
-func validateCluster(c Cluster) error {
-	if c.NodeName != "" && !userNameRE.MatchString(c.NodeName) {
-		return invalid("cluster.node_name", "must be 1-32 characters of a-z, 0-9, - and _")
+// ValidateCluster checks the cluster settings on their own.
+func ValidateCluster(c Cluster) error {
+	if c.NodeID != "" && !userNameRE.MatchString(c.NodeID) {
+		return invalid("cluster.node_id", "%q: must be 1-32 characters of a-z, 0-9, - and _, not starting with a digit or -", printable(c.NodeID))
 	}
-	if len(c.Peers) > maxListItems {
-		return invalid("cluster.peers", "more than %d peers", maxListItems)
+	if err := validateMembers(c); err != nil {
+		return err
 	}
-	for i, p := range c.Peers {
-		if err := validateHostPort(p); err != nil {
-			return invalid(fmt.Sprintf("cluster.peers[%d]", i), "%v", err)
+	if err := validateHeartbeats(c.Heartbeats); err != nil {
+		return err
+	}
+	if c.VIP != "" {
+		a, err := netip.ParseAddr(c.VIP)
+		if err != nil || a.Zone() != "" || a.IsUnspecified() || a.IsMulticast() || a.IsLoopback() || a.Is4In6() {
+			return invalid("cluster.vip", "%q is not a unicast IPv4 or IPv6 address", printable(c.VIP))
+		}
+		if c.VIPInterface == "" {
+			return invalid("cluster.vip_interface", "a VIP needs the LAN interface it is answered on")
 		}
 	}
-	if c.Witness != "" {
-		if err := validateHostPort(c.Witness); err != nil {
-			return invalid("cluster.witness", "%v", err)
+	if c.VIPInterface != "" {
+		if !ifaceNameRE.MatchString(c.VIPInterface) {
+			return invalid("cluster.vip_interface", "%q: must be 1-15 characters of a-z, 0-9, ., _ and -", printable(c.VIPInterface))
+		}
+		if c.VIP == "" {
+			return invalid("cluster.vip_interface", "set only together with a VIP")
 		}
 	}
-	if c.Enabled && (c.NodeName == "" || len(c.Peers) == 0) {
-		return invalid("cluster", "an enabled cluster needs a node name and at least one peer")
+	if c.MirrorBind != "" {
+		if err := validateBind(c.MirrorBind); err != nil {
+			return invalid("cluster.mirror_bind", "%v", err)
+		}
+	}
+	if !c.Enabled {
+		return nil
+	}
+	switch {
+	case c.NodeID == "":
+		return invalid("cluster.node_id", "an enabled cluster needs this node's ID")
+	case len(c.Members) == 0:
+		return invalid("cluster.members", "an enabled cluster needs the three members")
+	case len(c.Heartbeats) == 0:
+		return invalid("cluster.heartbeats", "an enabled cluster needs at least one heartbeat path")
 	}
 	return nil
+}
+
+func validateMembers(c Cluster) error {
+	if len(c.Members) == 0 {
+		return nil
+	}
+	if len(c.Members) != 3 {
+		return invalid("cluster.members", "want exactly three members (two data nodes and a witness), got %d", len(c.Members))
+	}
+	seen := map[string]bool{}
+	witnesses := 0
+	for i, m := range c.Members {
+		f := fmt.Sprintf("cluster.members[%d]", i)
+		if !userNameRE.MatchString(m.ID) {
+			return invalid(f+".id", "%q: must be 1-32 characters of a-z, 0-9, - and _, not starting with a digit or -", printable(m.ID))
+		}
+		if seen[m.ID] {
+			return invalid(f+".id", "duplicate member ID %q", m.ID)
+		}
+		seen[m.ID] = true
+		if err := validateHostPort(m.Addr); err != nil {
+			return invalid(f+".addr", "%v", err)
+		}
+		if m.Witness {
+			witnesses++
+		}
+	}
+	if witnesses != 1 {
+		return invalid("cluster.members", "want exactly one witness, got %d", witnesses)
+	}
+	if c.NodeID != "" {
+		me, ok := c.Member(c.NodeID)
+		switch {
+		case !ok:
+			return invalid("cluster.node_id", "%q is not one of the members", c.NodeID)
+		case me.Witness:
+			return invalid("cluster.node_id", "%q is the witness; this node must be a data node", c.NodeID)
+		}
+	}
+	return nil
+}
+
+func validateHeartbeats(hs []HeartbeatPath) error {
+	if len(hs) > maxHeartbeats {
+		return invalid("cluster.heartbeats", "more than %d heartbeat paths", maxHeartbeats)
+	}
+	seen := map[string]bool{}
+	for i, h := range hs {
+		f := fmt.Sprintf("cluster.heartbeats[%d]", i)
+		if !ifaceNameRE.MatchString(h.Name) {
+			return invalid(f+".name", "%q: must be 1-15 characters of a-z, 0-9, ., _ and -", printable(h.Name))
+		}
+		if seen[h.Name] {
+			return invalid(f+".name", "duplicate heartbeat path %q", h.Name)
+		}
+		seen[h.Name] = true
+		for _, e := range []struct{ field, v string }{{"local", h.Local}, {"peer", h.Peer}} {
+			ap, err := netip.ParseAddrPort(e.v)
+			if err != nil || ap.Port() == 0 || ap.Addr().IsUnspecified() || ap.Addr().IsMulticast() {
+				return invalid(f+"."+e.field, "%q is not a unicast ip:port", printable(e.v))
+			}
+		}
+		if h.Local == h.Peer {
+			return invalid(f, "local and peer are the same address %s", h.Local)
+		}
+	}
+	return nil
+}
+
+// validateBind checks a listen address: "ip:port" or ":port".
+func validateBind(hp string) error {
+	h, p, err := net.SplitHostPort(hp)
+	if err != nil {
+		return fmt.Errorf("%q is not ip:port or :port", printable(hp))
+	}
+	if h != "" {
+		if _, err := netip.ParseAddr(h); err != nil {
+			return fmt.Errorf("%q is not an IP address", printable(h))
+		}
+	}
+	return validatePort(p)
 }
 
 func validateHostPort(hp string) error {

@@ -118,9 +118,8 @@ func TestValidateSite(t *testing.T) {
 		{"dup user", Site{Users: []User{admin, admin}}, "users[admin]"},
 		{"bad token hash", Site{Tokens: []Token{{Name: "t", Role: RoleViewer, Hash: "XYZ"}}}, "hash"},
 		{"token", Site{Tokens: []Token{{Name: "t", Role: RoleViewer, Hash: TokenHash("x")}}}, ""},
-		{"cluster", Site{Cluster: Cluster{Enabled: true, NodeName: "a", Peers: []string{"192.0.2.2:7000"}, Witness: "w.example:7000"}}, ""},
-		{"cluster peer", Site{Cluster: Cluster{Peers: []string{"192.0.2.2"}}}, "peers[0]"},
-		{"cluster enabled alone", Site{Cluster: Cluster{Enabled: true}}, "cluster"},
+		{"cluster", Site{Cluster: pairCluster()}, ""},
+		{"cluster enabled alone", Site{Cluster: Cluster{Enabled: true}}, "cluster.node_id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { checkField(t, Validate(&tt.s), tt.field) })
