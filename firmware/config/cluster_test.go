@@ -13,7 +13,7 @@ import (
 // pairCluster is a valid, enabled node "a" of a pair.
 func pairCluster() Cluster {
 	return Cluster{Enabled: true, NodeID: "a",
-		Members: []ClusterMember{{ID: "a", Addr: "10.0.0.1:7100"}, {ID: "b", Addr: "10.0.0.2:7100"}, {ID: "w", Addr: "witness.example:7100", Witness: true}},
+		Members:    []ClusterMember{{ID: "a", Addr: "10.0.0.1:7100"}, {ID: "b", Addr: "10.0.0.2:7100"}, {ID: "w", Addr: "witness.example:7100", Witness: true}},
 		Heartbeats: []HeartbeatPath{{Name: "dedicated", Local: "10.78.0.1:7200", Peer: "10.78.0.2:7200"}, {Name: "lan", Local: "10.0.0.1:7201", Peer: "10.0.0.2:7201"}},
 		VIP:        "10.0.0.100", VIPInterface: "eth0", MirrorBind: ":7445"}
 }
