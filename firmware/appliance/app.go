@@ -104,7 +104,10 @@ type Options struct {
 	CommitStallAfter time.Duration
 
 	// Cluster, when set, makes this appliance a data node of a pair (see
-	// ClusterOptions); nil records on its own.
+	// ClusterOptions). nil: the pair the configuration enables (its
+	// settings, the bundle in ClusterDir(ConfigPath)); when that cannot
+	// start, or none is enabled, the appliance records on its own (an
+	// invalid or half-done pairing raises an alarm but never stops it).
 	Cluster *ClusterOptions
 
 	// Version and BuildID are the firmware's, shown in status.
@@ -204,10 +207,11 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if opts.DataDir == "" && a.dataDir() == "" {
 		return errors.New("appliance: no recording volume: give a data directory or set one in the configuration")
 	}
+	a.clusterFromConfig() // without Cluster options, the configuration's pair (see pairing.go)
 
 	a.registry = prometheus.NewRegistry()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newCollector(a), newTimeCollector(a))
-	if opts.Cluster != nil {
+	if a.opts.Cluster != nil {
 		a.registry.MustRegister(newClusterCollector(a))
 	}
 

@@ -1,0 +1,163 @@
+package appliance
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nvrfw/nvr/firmware/api"
+	"github.com/nvrfw/nvr/firmware/cluster/pairing"
+	"github.com/nvrfw/nvr/firmware/config"
+	"github.com/nvrfw/nvr/firmware/events"
+	"github.com/nvrfw/nvr/recorder/camsim"
+)
+
+// pairConfig writes a configuration database whose pair is enabled as node
+// "a" (peers on free loopback ports that never answer), with cams, and
+// returns its path.
+func pairConfig(t *testing.T, cams ...config.Camera) string {
+	t.Helper()
+	raft := freeAddrs(t, "tcp", 4)
+	hb := freeAddrs(t, "udp", 2)
+	path := filepath.Join(t.TempDir(), "config.db")
+	cfg, err := config.Open(config.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := config.Cluster{Enabled: true, NodeID: "a", MirrorBind: raft[3],
+		Members:    []config.ClusterMember{{ID: "a", Addr: raft[0]}, {ID: "b", Addr: raft[1]}, {ID: "w", Addr: raft[2], Witness: true}},
+		Heartbeats: []config.HeartbeatPath{{Name: "lan", Local: hb[0], Peer: hb[1]}}}
+	ms := []config.Mutation{config.SetCluster{Cluster: c}}
+	for _, cam := range cams {
+		ms = append(ms, config.AddCamera{Camera: cam})
+	}
+	for _, m := range ms {
+		if _, err := cfg.Apply("test", m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cfg.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// consoleSave saves b the way the console's "cluster pair"/"cluster import"
+// does: through the appliance's PairingSystem.
+func consoleSave(t *testing.T, cfgPath string, b *pairing.Bundle) {
+	t.Helper()
+	s := &system{a: &App{opts: Options{ConfigPath: cfgPath}, hub: events.New(events.Options{})}}
+	if err := s.SavePairing(b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Pairing()
+	if err != nil || got.NodeID != b.NodeID {
+		t.Fatalf("Pairing after save = %v, %v", got, err)
+	}
+	st, err := os.Stat(filepath.Join(ClusterDir(cfgPath), pairing.BundleFile))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("bundle file: %v %v, want mode 0600", st, err)
+	}
+}
+
+func TestPairingSystemEmpty(t *testing.T) {
+	s := &system{a: &App{opts: Options{ConfigPath: filepath.Join(t.TempDir(), "config.db")}, hub: events.New(events.Options{})}}
+	if _, err := s.Pairing(); !errors.Is(err, pairing.ErrNoBundle) {
+		t.Errorf("Pairing of an unpaired node = %v, want ErrNoBundle", err)
+	}
+	s = &system{a: &App{hub: events.New(events.Options{})}}
+	if err := s.SavePairing(&pairing.Bundle{}); err == nil {
+		t.Error("SavePairing without a configuration succeeded")
+	}
+}
+
+// TestClusterFromConfigStandby: an appliance whose configuration enables the
+// pair, with the bundle saved the console's way and no cluster options
+// (nvrd run without --cluster-dir), comes up as that node of the pair;
+// alone, without a quorum, it is the standby.
+func TestClusterFromConfigStandby(t *testing.T) {
+	bs, err := pairing.Pair([]string{"a", "b", "w"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := pairConfig(t)
+	consoleSave(t, cfgPath, bs[0])
+	addr, stop := startApp(t, Options{DataDir: formatStore(t, 64<<20), ConfigPath: cfgPath, APITokens: map[string]string{"tok": "test"}, Version: "9.9.9"})
+	defer stop()
+	c := client{t: t, base: "http://" + addr, token: "tok"}
+	var cs api.ClusterStatus
+	waitUntil(t, "the node answers as a standby", 15*time.Second, func() bool {
+		code, _, body := c.get("/api/v1/cluster")
+		return code == 200 && json.Unmarshal(body, &cs) == nil && cs.Role == "standby"
+	})
+	if cs.Node != "a" || len(cs.Members) != 3 || cs.Mirror.Side != "receiver" {
+		t.Errorf("cluster = %+v", cs)
+	}
+	var st api.Status
+	c.getJSON("/api/v1/status", &st)
+	for _, al := range st.Alarms {
+		if strings.Contains(al.Message, "cannot start") {
+			t.Errorf("alarm on a node that started: %+v", al)
+		}
+	}
+	// raft's state lives beside the bundle.
+	if ents, err := os.ReadDir(ClusterDir(cfgPath)); err != nil || len(ents) < 2 {
+		t.Errorf("cluster dir holds %d entries (%v), want the bundle and the node's state", len(ents), err)
+	}
+}
+
+// TestClusterFromConfigNotStarted: a pair enabled in the configuration that
+// cannot start (no bundle, another node's, a damaged one) leaves the
+// appliance recording alone, with an alarm saying why.
+func TestClusterFromConfigNotStarted(t *testing.T) {
+	bs, err := pairing.Pair([]string{"a", "b", "w"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim := startSim(t, camsim.Options{}, map[string]camsim.PathConfig{"cam1": {Video: camsim.H264}})
+	tests := []struct {
+		name    string
+		prepare func(t *testing.T, cfgPath string)
+		want    string
+	}{
+		{"no bundle", func(*testing.T, string) {}, "no pairing bundle"},
+		{"another node's bundle", func(t *testing.T, p string) { consoleSave(t, p, bs[1]) }, `node "b"'s`},
+		{"damaged bundle", func(t *testing.T, p string) {
+			if err := os.MkdirAll(ClusterDir(p), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(ClusterDir(p), pairing.BundleFile), []byte("-----BEGIN NVR PAIR-----\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "bundle incomplete"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfgPath := pairConfig(t, config.Camera{Name: "cam1", URL: sim.URL("cam1"), Transport: config.TransportTCP, Enabled: true})
+			tc.prepare(t, cfgPath)
+			addr, stop := startApp(t, Options{DataDir: formatStore(t, 64<<20), ConfigPath: cfgPath, APITokens: map[string]string{"tok": "test"}})
+			defer stop()
+			c := client{t: t, base: "http://" + addr, token: "tok"}
+			if code, _, body := c.get("/api/v1/cluster"); code != 404 {
+				t.Errorf("cluster: %d %s, want 404 (alone)", code, body)
+			}
+			var st api.Status
+			c.getJSON("/api/v1/status", &st)
+			found := false
+			for _, al := range st.Alarms {
+				found = found || strings.Contains(al.Message, "cannot start") && strings.Contains(al.Message, tc.want)
+			}
+			if !found {
+				t.Errorf("alarms %+v, want one saying the pair cannot start: %s", st.Alarms, tc.want)
+			}
+			waitUntil(t, "cam1 recording alone", 10*time.Second, func() bool {
+				code, _, body := c.get("/api/v1/cameras")
+				return code == 200 && strings.Contains(string(body), `"cam1"`)
+			})
+		})
+	}
+}
