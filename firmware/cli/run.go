@@ -73,7 +73,15 @@ the primary; the primary mirrors its store to the standby.
   nvrd run --data /data --config /cfg/nvr.db --cluster-dir /cfg/cluster --cluster-id primary \
       --cluster-peers primary=10.0.0.1:7100,standby=10.0.0.2:7100,witness=10.0.0.3:7100/witness \
       --heartbeat dedicated=10.78.0.1:7200/10.78.0.2:7200 --heartbeat lan=10.0.0.1:7201/10.0.0.2:7201 \
-      --vip 10.0.0.100 --vip-iface eth0`,
+      --vip 10.0.0.100 --vip-iface eth0
+
+Without --cluster-dir, a pair enabled in --config's settings (console "cluster
+set", "cluster enable") is joined: its bundle, saved by the console's "cluster
+pair" or "cluster import", and raft's and the mirror's state are in the
+directory of the configuration database + "/cluster". Flags, when given, win.
+When that pair cannot start (no bundle, another node's, invalid settings),
+nvrd logs why, raises the cluster.not_started alarm and records alone: a
+half-done pairing never locks the console out.`,
 		Flags: func(fs *flag.FlagSet) func(context.Context, Env, []string) error {
 			var (
 				data      = fs.String("data", "", "the formatted recording volume (see nvrd store format); required")
@@ -226,7 +234,8 @@ func (c *clusterFlags) register(fs *flag.FlagSet) {
 	fs.Var(&c.heartbeats, "heartbeat", "a heartbeat path `name=local-ip:port/peer-ip:port` (repeatable; dedicated link first)")
 }
 
-// options returns the appliance's cluster options, nil without --cluster-dir.
+// options returns the appliance's cluster options, nil without --cluster-dir
+// (then the appliance runs the pair its configuration enables, if any).
 func (c *clusterFlags) options() (*appliance.ClusterOptions, error) {
 	if *c.dir == "" {
 		if *c.peers != "" || *c.vip != "" || len(c.heartbeats) > 0 {

@@ -80,7 +80,8 @@ func clusterCommand() *command {
 			help: "Makes a new pair CA, a certificate and key per node and the heartbeat key. This node's\n" +
 				"bundle is saved here (replacing any pairing); the other data node's and the witness's\n" +
 				"are printed for you to paste: on the other appliance's console with \"cluster import\",\n" +
-				"on the witness with \"nvrd cluster import\". The witness is the last of --nodes.",
+				"on the witness saved to a file for \"nvrd cluster import --config DIR FILE\". The witness\n" +
+				"is the last of --nodes.",
 			role: config.RoleAdmin, flags: map[string]flagKind{"nodes": valueFlag}, run: runClusterPair},
 		{name: "import", summary: "paste this node's pairing bundle made by \"cluster pair\" on the other appliance",
 			role: config.RoleAdmin, run: runClusterImport},
@@ -314,7 +315,7 @@ func runClusterPair(ctx context.Context, s *session, a parsedArgs) error {
 	s.c.log.Warn("pairing made on the console", "user", s.user.Name, "nodes", strings.Join(ids, ","))
 	s.c.printf("saved this node's bundle (%s); %s\n\n", ids[0], restartNote)
 	where := []string{"", "on the console of appliance " + ids[1] + `: log in as an admin, type "cluster import" and paste it`,
-		"on the witness " + ids[2] + `: run "nvrd cluster import" there and paste it`}
+		"on the witness " + ids[2] + `: save it as a file there (` + ids[2] + `.pem) and run "nvrd cluster import --config DIR ` + ids[2] + `.pem",\nDIR being the witness's --config (or --data) directory`}
 	for i := 1; i < 3; i++ {
 		s.c.printf("Bundle for %s (%d bytes, %.1f s at %d baud): copy everything from BEGIN to the last END line\n%s:\n\n%s\n",
 			ids[i], len(texts[i]), float64(len(texts[i])*10)/serialBaud, serialBaud, where[i], texts[i])

@@ -173,7 +173,7 @@ func TestClusterPair(t *testing.T) {
 	if strings.Contains(strings.ReplaceAll(out, "\r\n", "\n"), strings.Split(ownKey, "\n")[1]) {
 		t.Error("this node's private key was printed")
 	}
-	for _, want := range []string{`"cluster import"`, `"nvrd cluster import"`, "takes effect after a restart", "115200 baud"} {
+	for _, want := range []string{`"cluster import"`, `"nvrd cluster import --config DIR w.pem"`, "takes effect after a restart", "115200 baud"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}
