@@ -372,3 +372,47 @@ func TestShowClusterConfigured(t *testing.T) {
 		t.Errorf("json = %+v %v", v, err)
 	}
 }
+
+// FuzzClusterSet: "cluster set"'s --peers and --heartbeat parsers never
+// panic; what they accept writes back to the same text, and the site
+// validation accepts it or says which field is wrong.
+func FuzzClusterSet(f *testing.F) {
+	f.Add("a=10.0.0.1:7100,b=10.0.0.2:7100,w=10.0.0.3:7100/witness", "dedicated=10.78.0.1:7200/10.78.0.2:7200,lan=10.0.0.1:7201/10.0.0.2:7201")
+	f.Add("a=[2001:db8::1]:7100,b=h.example:1/witness", "x=[::1]:1/[::2]:2")
+	f.Add("=,/witness", "a=/")
+	f.Add("a==b/witness/witness", "n=1.2.3.4:5/6.7.8.9:0,")
+	f.Fuzz(func(t *testing.T, peers, hbs string) {
+		ms, perr := parsePeers(peers)
+		hs, herr := parseHeartbeats(hbs)
+		if perr == nil {
+			var back []string
+			for _, m := range ms {
+				s := m.ID + "=" + m.Addr
+				if m.Witness {
+					s += "/witness"
+				}
+				back = append(back, s)
+			}
+			if strings.Join(back, ",") != peers {
+				t.Fatalf("peers %q written back as %q", peers, strings.Join(back, ","))
+			}
+		}
+		if herr == nil {
+			var back []string
+			for _, h := range hs {
+				back = append(back, h.Name+"="+h.Local+"/"+h.Peer)
+			}
+			if strings.Join(back, ",") != hbs {
+				t.Fatalf("heartbeats %q written back as %q", hbs, strings.Join(back, ","))
+			}
+		}
+		if perr != nil || herr != nil || len(ms) == 0 {
+			return
+		}
+		err := config.ValidateCluster(config.Cluster{Enabled: true, NodeID: ms[0].ID, Members: ms, Heartbeats: hs})
+		var ve *config.ValidationError
+		if err != nil && (!errors.As(err, &ve) || !strings.HasPrefix(ve.Field, "cluster")) {
+			t.Fatalf("validation error %v is not a cluster field's", err)
+		}
+	})
+}
