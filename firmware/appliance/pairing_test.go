@@ -161,3 +161,93 @@ func TestClusterFromConfigNotStarted(t *testing.T) {
 		})
 	}
 }
+
+// consoleLogin logs in as the first-run admin and returns the prompt.
+func consoleLogin(t *testing.T, tm *term) string {
+	t.Helper()
+	tm.expect(`created user "admin" with password `, 20*time.Second)
+	pw := strings.TrimSpace(tm.expect("\r\n", 5*time.Second))
+	tm.expect("login: ", 5*time.Second)
+	tm.typeLine("admin")
+	tm.expect("Password: ", 5*time.Second)
+	tm.typeLine(pw)
+	tm.expect("New password: ", 20*time.Second)
+	tm.typeLine("integrator-pw-1")
+	tm.expect("Retype new password: ", 5*time.Second)
+	tm.typeLine("integrator-pw-1")
+	const prompt = "admin@nvr> "
+	tm.expect(prompt, 20*time.Second)
+	return prompt
+}
+
+// TestConsolePairsTheAppliances is the integrator's pairing with nothing but
+// the consoles: on appliance a, "cluster set", "cluster enable" and "cluster
+// pair" (which prints b's and the witness's bundles); on appliance b,
+// "cluster import" of the pasted bundle. After a restart, a runs as node a
+// of the pair (the standby, as its peers never answer here).
+func TestConsolePairsTheAppliances(t *testing.T) {
+	raft := freeAddrs(t, "tcp", 4)
+	hb := freeAddrs(t, "udp", 2)
+	cfgA := filepath.Join(t.TempDir(), "config.db")
+	optsA := Options{DataDir: formatStore(t, 32<<20), ConfigPath: cfgA, Version: "test", APITokens: map[string]string{"tok": "test"}}
+	tm, _, stop := runAppliance(t, optsA)
+	prompt := consoleLogin(t, tm)
+
+	tm.typeLine("cluster set --node a --peers a=" + raft[0] + ",b=" + raft[1] + ",w=" + raft[2] + "/witness --heartbeat lan=" + hb[0] + "/" + hb[1] + " --mirror-bind " + raft[3])
+	if out := tm.expect(prompt, 10*time.Second); !strings.Contains(out, "takes effect after a restart") {
+		t.Fatalf("cluster set: %q", out)
+	}
+	tm.typeLine("cluster enable")
+	if out := tm.expect(prompt, 10*time.Second); !strings.Contains(out, "no pairing bundle yet") {
+		t.Fatalf("cluster enable: %q", out)
+	}
+	tm.typeLine("cluster pair --nodes a,b,w")
+	tm.expect(`Type "pair" to confirm: `, 10*time.Second)
+	tm.typeLine("pair")
+	out := strings.ReplaceAll(tm.expect(prompt, 20*time.Second), "\r\n", "\n")
+	i := strings.Index(out, "-----BEGIN NVR PAIR-----")
+	j := strings.Index(out, "-----END EC PRIVATE KEY-----")
+	if i < 0 || j < i {
+		t.Fatalf("cluster pair printed no bundle: %q", out)
+	}
+	bundleB := out[i : j+len("-----END EC PRIVATE KEY-----")]
+	if !strings.Contains(bundleB, "Node: b") || strings.Count(out, "-----BEGIN NVR PAIR-----") != 2 {
+		t.Fatalf("want b's bundle first and the witness's: %q", out)
+	}
+	tm.typeLine("show cluster")
+	if out := tm.expect(prompt, 10*time.Second); !strings.Contains(out, "pairing bundle: present, node a") || !strings.Contains(out, "enabled in the configuration") {
+		t.Fatalf("show cluster after pairing: %q", out)
+	}
+	stop()
+
+	// Appliance b: paste its bundle on its console.
+	cfgB := filepath.Join(t.TempDir(), "config.db")
+	tmB, _, stopB := runAppliance(t, Options{DataDir: formatStore(t, 32<<20), ConfigPath: cfgB, Version: "test"})
+	promptB := consoleLogin(t, tmB)
+	tmB.typeLine("cluster import")
+	tmB.expect("Ctrl-C cancels.", 10*time.Second)
+	for _, l := range strings.Split(bundleB, "\n") {
+		tmB.typeLine(l)
+	}
+	out = tmB.expect(promptB, 10*time.Second)
+	if !strings.Contains(out, "saved the bundle of node b") || strings.Contains(out, "PRIVATE KEY") {
+		t.Fatalf("cluster import: %q", out)
+	}
+	stopB()
+	if b, err := pairing.Load(ClusterDir(cfgB)); err != nil || b.NodeID != "b" {
+		t.Fatalf("b's saved bundle: %v %v", b, err)
+	}
+
+	// a restarts as node a of the pair.
+	addr, stopA := startApp(t, optsA)
+	defer stopA()
+	c := client{t: t, base: "http://" + addr, token: "tok"}
+	var cs api.ClusterStatus
+	waitUntil(t, "a answers as a node of the pair", 15*time.Second, func() bool {
+		code, _, body := c.get("/api/v1/cluster")
+		return code == 200 && json.Unmarshal(body, &cs) == nil && cs.Role == "standby"
+	})
+	if cs.Node != "a" || len(cs.Members) != 3 {
+		t.Errorf("cluster = %+v", cs)
+	}
+}
