@@ -135,7 +135,14 @@ func runShowCluster(ctx context.Context, s *session, a parsedArgs) error {
 	if err != nil {
 		return err
 	}
-	v := configuredCluster{Running: false, Reason: notRunning.Error(), Settings: site.Cluster, Bundle: s.bundleInfo()}
+	v := configuredCluster{Running: false, Reason: notRunning.Error(), Settings: site.Cluster, Bundle: s.bundleInfo(), Alarms: []Alarm{}}
+	if st, err := s.c.opts.System.Status(ctx); err == nil {
+		for _, al := range st.Alarms {
+			if al.Source == "cluster" {
+				v.Alarms = append(v.Alarms, al) // why an enabled pair did not start
+			}
+		}
+	}
 	if a.has("json") {
 		return s.printJSON(v)
 	}
@@ -149,6 +156,8 @@ type configuredCluster struct {
 	Reason   string         `json:"reason"`
 	Settings config.Cluster `json:"settings"`
 	Bundle   bundleInfo     `json:"bundle"`
+	// Alarms are the pair's (source "cluster"), e.g. why it did not start.
+	Alarms []Alarm `json:"alarms"`
 }
 
 // bundleInfo says whether a pairing bundle is present; never the keys.
@@ -212,6 +221,9 @@ func (v configuredCluster) text() string {
 		fmt.Fprintf(&b, "  mirror bind: %s\n", c.MirrorBind)
 	} else {
 		b.WriteString("  mirror bind: :7445 (default)\n")
+	}
+	for _, al := range v.Alarms {
+		fmt.Fprintf(&b, "  alarm (%s): %s\n", al.Severity, sanitize(al.Message))
 	}
 	switch bi := v.Bundle; {
 	case bi.Present:

@@ -371,6 +371,14 @@ func TestShowClusterConfigured(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &v); err != nil || !v.Bundle.Present || v.Bundle.Node != "a" || v.Settings.NodeID != "a" || len(v.Bundle.CASHA256) != 64 {
 		t.Errorf("json = %+v %v", v, err)
 	}
+	// Why an enabled pair did not start: its alarm, not the others.
+	e.sys.mu.Lock()
+	e.sys.status.Alarms = append(e.sys.status.Alarms, Alarm{Severity: "critical", Source: "cluster", Message: "the pair is enabled but cannot start: no bundle"})
+	e.sys.mu.Unlock()
+	out = runScripted(t, e, pf, "eve", "show cluster", "")
+	if !strings.Contains(out, "alarm (critical): the pair is enabled but cannot start: no bundle") || strings.Contains(out, "input lost") {
+		t.Errorf("show cluster with the pair's alarm: %q", out)
+	}
 }
 
 // FuzzClusterSet: "cluster set"'s --peers and --heartbeat parsers never
