@@ -251,3 +251,40 @@ func TestConsolePairsTheAppliances(t *testing.T) {
 		t.Errorf("cluster = %+v", cs)
 	}
 }
+
+// TestClusterOptionsWinOverConfig: given cluster options (nvrd run's
+// --cluster-dir flags) are used as they are, even when the configuration
+// enables a pair that could not start (no bundle there): no alarm.
+func TestClusterOptionsWinOverConfig(t *testing.T) {
+	bs, err := pairing.Pair([]string{"x", "y", "z"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := pairConfig(t) // node "a", no bundle
+	dir := t.TempDir()
+	if err := bs[0].Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	o, err := ClusterFromConfig(config.Cluster{Enabled: true, NodeID: "x",
+		Members:    []config.ClusterMember{{ID: "x", Addr: freeAddrs(t, "tcp", 1)[0]}, {ID: "y", Addr: "127.0.0.1:1"}, {ID: "z", Addr: "127.0.0.1:2", Witness: true}},
+		Heartbeats: []config.HeartbeatPath{{Name: "lan", Local: freeAddrs(t, "udp", 1)[0], Peer: "127.0.0.1:3"}}, MirrorBind: freeAddrs(t, "tcp", 1)[0]},
+		dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, stop := startApp(t, Options{DataDir: formatStore(t, 64<<20), ConfigPath: cfgPath, Cluster: o, APITokens: map[string]string{"tok": "test"}})
+	defer stop()
+	c := client{t: t, base: "http://" + addr, token: "tok"}
+	var cs api.ClusterStatus
+	waitUntil(t, "node x answers", 15*time.Second, func() bool {
+		code, _, body := c.get("/api/v1/cluster")
+		return code == 200 && json.Unmarshal(body, &cs) == nil && cs.Node == "x"
+	})
+	var st api.Status
+	c.getJSON("/api/v1/status", &st)
+	for _, al := range st.Alarms {
+		if al.Source == "cluster" {
+			t.Errorf("alarm from the configuration's pair while the options rule: %+v", al)
+		}
+	}
+}
