@@ -20,7 +20,10 @@
 // against the frames the simulator sent over the run (its per-path
 // counters, which only advance while a reader plays). Each connection
 // starts recording at a keyframe, so up to a GOP (24 frames) per camera is
-// not kept by design.
+// not kept by design. For ours it also compares, exactly, the frames stored
+// with a time inside the window with those the simulator captured inside it
+// (its frame history, by capture time): any difference is a frame lost or
+// misplaced in time.
 //
 // Processes it starts are stopped (SIGINT, then SIGKILL) before it moves
 // on, and on SIGINT.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -72,9 +73,9 @@ type result struct {
 	rssPerCamMiB    float64
 	simCPUPerCamPct float64
 	sent, kept      uint64
-	// windowSent and windowKept count video frames sent during the
-	// measurement window and stored with a time inside it (ours only:
-	// segment files carry no wall time).
+	// windowSent and windowKept count video frames captured by the
+	// simulator inside the measurement window and stored with a time
+	// inside it (ours only: segment files carry no wall time).
 	windowSent, windowKept uint64
 	// gaps counts the gaps ours marked in the store over the run, by cause.
 	gaps   map[string]int
@@ -153,7 +154,7 @@ func runCount(ctx context.Context, cfg config, t tools, dir string, n int) ([]re
 	simAddr := fmt.Sprintf("127.0.0.1:%d", rtspPort)
 	ctl := fmt.Sprintf("http://127.0.0.1:%d", ctlPort)
 	sim, err := startChild("camsim", dir, t.nvrd, "camsim", "--listen", simAddr, "--no-udp",
-		"--control", fmt.Sprintf("127.0.0.1:%d", ctlPort), "--clips", t.clips, "--frame-history", "0",
+		"--control", fmt.Sprintf("127.0.0.1:%d", ctlPort), "--clips", t.clips, "--frame-history", strconv.Itoa(frameHistory(cfg)),
 		"--paths", strconv.Itoa(n), "--paths-spec", "h264,bitrate="+cfg.bitrate, "--log-level", "warn")
 	if err != nil {
 		return nil, err
@@ -292,10 +293,6 @@ func measure(ctx context.Context, cfg config, t tools, which, dir, simAddr, ctl 
 		return r, err
 	}
 	t0 := time.Now()
-	sent0, err := sentFrames(ctl)
-	if err != nil {
-		return r, err
-	}
 	if err := sleep(ctx, cfg.measure); err != nil {
 		return r, err
 	}
@@ -308,15 +305,17 @@ func measure(ctx context.Context, cfg config, t tools, which, dir, simAddr, ctl 
 		return r, err
 	}
 	t1 := time.Now()
-	sent1, err := sentFrames(ctl)
-	if err != nil {
-		return r, err
-	}
 	wall := t1.Sub(t0).Seconds()
 	n := float64(len(names))
 	r.cpuPerCamPct = 100 * (cpu1 - cpu0).Seconds() / wall / n
 	r.simCPUPerCamPct = 100 * (sim1 - sim0).Seconds() / wall / n
 	r.rssPerCamMiB = float64(mem) / n / (1 << 20)
+	// Frames captured just before the window's end are still on their way
+	// (network, read batching, the queue): the recorder stops once they
+	// had time to arrive, or they would count as lost.
+	if err := sleep(ctx, windowDrain); err != nil {
+		return r, err
+	}
 	stopAll()
 	after, err := sentFrames(ctl)
 	if err != nil {
@@ -329,14 +328,53 @@ func measure(ctx context.Context, cfg config, t tools, which, dir, simAddr, ctl 
 		return r, err
 	}
 	if countWindow != nil {
+		// The frames the simulator captured inside the window, by their
+		// capture times: exact, where the counters read at the window's
+		// ends are off by the requests' latency (a frame per camera under
+		// load).
 		for _, name := range names {
-			r.windowSent += sent1[name] - sent0[name]
+			n, err := capturedFrames(ctl, name, t0, t1)
+			if err != nil {
+				return r, err
+			}
+			r.windowSent += n
 		}
 		if r.windowKept, err = countWindow(t0, t1); err != nil {
 			return r, err
 		}
 	}
 	return r, nil
+}
+
+// windowDrain is how long a recorder runs on after the window's end.
+const windowDrain = 2 * time.Second
+
+// frameHistory is how many sent frames each simulated camera remembers:
+// a whole recorder's run (25 fps) and a minute more, so the window's frames
+// are still there when they are counted.
+func frameHistory(cfg config) int {
+	return int((cfg.warmup+cfg.measure+time.Minute)/time.Second) * 25
+}
+
+// capturedFrames returns how many video frames path name captured with
+// from <= time < to (the simulator's frame history).
+func capturedFrames(ctl, name string, from, to time.Time) (uint64, error) {
+	q := url.Values{"since": {from.UTC().Format(time.RFC3339Nano)}, "until": {to.UTC().Format(time.RFC3339Nano)}}
+	resp, err := http.Get(ctl + "/paths/" + name + "/frames?" + q.Encode())
+	if err != nil {
+		return 0, fmt.Errorf("camsim control: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("camsim control: frames of %s: %s", name, resp.Status)
+	}
+	var frames []struct {
+		Time time.Time `json:"time"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&frames); err != nil {
+		return 0, fmt.Errorf("camsim control: frames of %s: %w", name, err)
+	}
+	return uint64(len(frames)), nil
 }
 
 // sentFrames returns each path's video frames sent so far.
@@ -498,7 +536,7 @@ func printResults(w io.Writer, rs []result) {
 	for _, line := range ratios(rs) {
 		fmt.Fprintln(w, line)
 	}
-	fmt.Fprintln(w, "(CPU in percent of one core per camera. Frames over the whole run: each connection starts recording at a keyframe, so up to 24 frames per camera are not kept by design. In-window: frames stored with a capture time inside the window against the simulator's counters read at its ends, +-1 frame per camera.)")
+	fmt.Fprintln(w, "(CPU in percent of one core per camera. Frames over the whole run: each connection starts recording at a keyframe, so up to 24 frames per camera are not kept by design. In-window: frames stored with a capture time inside the window against the frames the simulator captured inside it, exactly.)")
 }
 
 // ratios compares ours with MediaMTX at each camera count measured for both,
