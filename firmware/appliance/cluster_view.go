@@ -17,7 +17,7 @@ var (
 )
 
 // errNotInPair answers the pair's commands on an appliance running alone.
-var errNotInPair = fmt.Errorf("not in a cluster (nvrd run without --cluster-dir): %w", api.ErrNotFound)
+var errNotInPair = fmt.Errorf("not in a cluster (no pair configured on this appliance, or it did not start: see its alarms): %w", api.ErrNotFound)
 
 func (a *App) pairView() (ClusterView, error) {
 	if !a.inCluster() {
