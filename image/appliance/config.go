@@ -71,6 +71,9 @@ func parseCmdline(line string) (config, error) {
 	if len(cfg.raid) == 1 {
 		return config{}, fmt.Errorf("nvr.raid=%s: a RAID1 needs at least two members", cfg.raid[0])
 	}
+	if cfg.perm == "" || cfg.data == "" {
+		return config{}, fmt.Errorf("nvr.perm and nvr.data need a device (%q, %q)", cfg.perm, cfg.data)
+	}
 	for _, d := range append([]string{cfg.perm, cfg.data, cfg.boot, cfg.update}, cfg.raid...) {
 		if d != "" && !strings.HasPrefix(d, "/dev/") {
 			return config{}, fmt.Errorf("disk %q is not a /dev path", d)

@@ -38,13 +38,12 @@ func parseStat(b []byte) (time.Duration, error) {
 	var ticks int64
 	for _, s := range f[11:13] {
 		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n < 0 || n > 1<<40 { // 1<<40 ticks: 348 years
-
+		if err != nil || n < 0 || n > 1<<36 { // 1<<36 ticks: 21 years at 100 Hz, no overflow below
 			return 0, fmt.Errorf("stat: time %q", s)
 		}
 		ticks += n
 	}
-	return time.Duration(ticks) * time.Second / clockTick, nil
+	return time.Duration(ticks) * (time.Second / clockTick), nil
 }
 
 // rss returns a process's resident set size in bytes.
