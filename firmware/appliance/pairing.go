@@ -1,10 +1,13 @@
 package appliance
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/nvrfw/nvr/firmware/cluster"
 	"github.com/nvrfw/nvr/firmware/cluster/heartbeat"
@@ -42,6 +45,14 @@ func (s *system) SavePairing(b *pairing.Bundle) error {
 		return errNoConfigDir
 	}
 	dir := ClusterDir(s.a.opts.ConfigPath)
+	if old, err := pairing.Load(dir); err == nil && !bytes.Equal(old.CACert.Raw, b.CACert.Raw) {
+		// A new pair: the old pair's raft log and mirror positions mean
+		// nothing to it (and would name members it no longer has). They
+		// are kept aside, not deleted, until the operator clears them.
+		if err := retirePairState(dir, s.a.opts.Now()); err != nil {
+			return err
+		}
+	}
 	if err := b.Save(dir); err != nil {
 		return fmt.Errorf("save the pairing bundle in %s: %w", dir, err)
 	}
@@ -129,4 +140,23 @@ func (a *App) clusterNotStarted(err error) {
 	a.log.Error("the pair is enabled but cannot start; recording alone", "err", err)
 	a.hub.Publish(events.Event{Kind: alarmClusterNotStarted, Source: "cluster", Severity: events.Critical,
 		Message: msg, Alarm: alarmClusterNotStarted})
+}
+
+// pairStateNames are the old pair's state under the cluster directory.
+var pairStateNames = []string{"raft", "mirror-state.json"}
+
+// retirePairState moves the previous pair's raft and mirror state in dir
+// aside (NAME.replaced-TIME) before a bundle of another pair is saved.
+func retirePairState(dir string, now time.Time) error {
+	stamp := now.UTC().Format("20060102T150405Z")
+	for _, name := range pairStateNames {
+		p := filepath.Join(dir, name)
+		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err := os.Rename(p, p+".replaced-"+stamp); err != nil {
+			return fmt.Errorf("keep the previous pair's %s aside: %w", name, err)
+		}
+	}
+	return nil
 }

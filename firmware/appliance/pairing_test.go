@@ -288,3 +288,50 @@ func TestClusterOptionsWinOverConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestRepairingKeepsTheOldPairsStateAside: importing a bundle of another
+// pair (a new CA) moves the old pair's raft log and mirror positions aside;
+// re-importing the same pair's bundle keeps them.
+func TestRepairingKeepsTheOldPairsStateAside(t *testing.T) {
+	cfgPath := filepath.Join(t.TempDir(), "config.db")
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	s := &system{a: &App{opts: Options{ConfigPath: cfgPath, Now: func() time.Time { return now }}, hub: events.New(events.Options{})}}
+	dir := ClusterDir(cfgPath)
+	first, err := pairing.Pair([]string{"a", "b", "w"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SavePairing(first[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "raft"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "mirror-state.json"), []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SavePairing(first[0]); err != nil { // the same pair again
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "raft")); err != nil {
+		t.Fatalf("re-importing the same pair's bundle moved its state: %v", err)
+	}
+	second, err := pairing.Pair([]string{"a", "c", "w"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SavePairing(second[0]); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"raft", "mirror-state.json"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s still in place after a new pair's bundle: %v", name, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, name+".replaced-20261125T120000Z")); err != nil {
+			t.Errorf("%s not kept aside: %v", name, err)
+		}
+	}
+	if b, err := s.Pairing(); err != nil || !b.CACert.Equal(second[0].CACert) {
+		t.Errorf("bundle after re-pairing: %v", err)
+	}
+}
