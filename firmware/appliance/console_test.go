@@ -106,18 +106,7 @@ func TestConsoleConfiguresARecordingCamera(t *testing.T) {
 	opts := Options{DataDir: data, ConfigPath: filepath.Join(t.TempDir(), "config.db"), Version: "test"}
 	tm, apiAddr, stop := runAppliance(t, opts)
 
-	tm.expect(`created user "admin" with password `, 20*time.Second)
-	pw := strings.TrimSpace(tm.expect("\r\n", 5*time.Second))
-	tm.expect("login: ", 5*time.Second)
-	tm.typeLine("admin")
-	tm.expect("Password: ", 5*time.Second)
-	tm.typeLine(pw)
-	tm.expect("New password: ", 20*time.Second)
-	tm.typeLine("integrator-pw-1")
-	tm.expect("Retype new password: ", 5*time.Second)
-	tm.typeLine("integrator-pw-1")
-	const prompt = "admin@nvr> "
-	tm.expect(prompt, 20*time.Second)
+	prompt := consoleLogin(t, tm)
 
 	tm.typeLine("cameras add lobby rtsp://" + sim.Addr() + "/lobby --user view --ask-password")
 	tm.expect("Camera password: ", 5*time.Second)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -119,11 +120,7 @@ func (s *session) formatRecordings(r Recordings) string {
 		}
 		rows = append(rows, row{g.Start, g.End, what})
 	}
-	for i := 1; i < len(rows); i++ { // few rows: insertion sort by start
-		for j := i; j > 0 && rows[j].start.Before(rows[j-1].start); j-- {
-			rows[j], rows[j-1] = rows[j-1], rows[j]
-		}
-	}
+	slices.SortStableFunc(rows, func(a, b row) int { return a.start.Compare(b.start) })
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s, %s .. %s:\n", sanitize(r.Camera), s.localTime(r.From), s.localTime(r.To))
 	if len(rows) == 0 {
