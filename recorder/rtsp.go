@@ -42,6 +42,9 @@ type unit struct {
 	recv  time.Time // local arrival time
 	nalus [][]byte  // video NALUs (owned by the receiver)
 	data  []byte    // audio access unit (owned by the receiver)
+	// buf, when set, is the pooled buffer nalus are slices of: the receiver
+	// gives it back (framePool.put) once it no longer needs the NALUs.
+	buf []byte
 }
 
 // size is the unit's payload bytes, for queue accounting.

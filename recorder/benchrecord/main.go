@@ -31,6 +31,9 @@ type config struct {
 	which    []string
 	repo     string
 	keepTemp bool
+	// cpuProfile: nvrd run writes a CPU profile of its whole run here
+	// (with the camera count appended), for finding where its CPU goes.
+	cpuProfile string
 }
 
 func main() {
@@ -42,6 +45,7 @@ func main() {
 	which := flag.String("recorders", "ffmpeg,mediamtx,nvrd", "recorders to measure, in order")
 	flag.StringVar(&cfg.repo, "repo", ".", "the repository root (testdata/clips, firmware/cmd/nvrd)")
 	flag.BoolVar(&cfg.keepTemp, "keep", false, "keep the temporary directory")
+	flag.StringVar(&cfg.cpuProfile, "nvrd-cpuprofile", "", "write nvrd's CPU profile to this path, suffixed with the camera count")
 	flag.Parse()
 	for _, s := range strings.Split(*cams, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -251,6 +255,13 @@ func measure(ctx context.Context, cfg config, t tools, which, dir, simAddr, ctl 
 			return r, err
 		}
 		args := []string{"run", "--data", data, "--api", "", "--log-level", "warn"}
+		if cfg.cpuProfile != "" {
+			p, err := filepath.Abs(fmt.Sprintf("%s.%d", cfg.cpuProfile, len(names)))
+			if err != nil {
+				return r, err
+			}
+			args = append(args, "--cpuprofile", p)
+		}
 		for _, name := range names {
 			args = append(args, "--camera", name+"=rtsp://"+simAddr+"/"+name)
 		}
