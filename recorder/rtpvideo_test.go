@@ -200,7 +200,7 @@ func fuA(nalu []byte, n int) [][]byte {
 	step := (len(body) + n - 1) / n
 	for i := 0; i < n; i++ {
 		part := body[min(i*step, len(body)):min((i+1)*step, len(body))]
-		hdr := nalu[0]&0x1f | 0
+		hdr := nalu[0] & 0x1f
 		if i == 0 {
 			hdr |= 0x80
 		}
@@ -365,6 +365,14 @@ func TestVideoAssemblerTable(t *testing.T) {
 		{"H.265 unit then error in one push", ringstore.CodecH265, [][]byte{
 			rtpPacket(false, 1, 100, h265IDR, o), rtpPacket(true, 2, 200, []byte{50 << 1, 1, 0}, o),
 		}, []pushResult{none, {units: []gotUnit{u(100, h265IDR)}, err: true}}},
+		{"H.265 AP drops the fragment in progress", ringstore.CodecH265, [][]byte{
+			rtpPacket(false, 1, 100, hfu[0], o), rtpPacket(false, 5, 100, aggregate([]byte{48 << 1, 1}, h265VPS, h265SPS), o),
+			rtpPacket(false, 2, 100, hfu[1], o), rtpPacket(true, 3, 100, hfu[2], o),
+		}, []pushResult{none, none, fail, fail}},
+		{"H.264 STAP-A drops the fragment in progress", ringstore.CodecH264, [][]byte{
+			rtpPacket(false, 1, 100, fu[0], o), rtpPacket(false, 5, 100, aggregate([]byte{24}, sps, pps), o),
+			rtpPacket(false, 2, 100, fu[1], o), rtpPacket(true, 3, 100, fu[2], o),
+		}, []pushResult{none, none, fail, fail}},
 		{"H.265 FU start and end", ringstore.CodecH265, [][]byte{
 			rtpPacket(true, 1, 100, []byte{49 << 1, 1, 0xc1, 5}, o),
 		}, []pushResult{fail}},
@@ -421,6 +429,28 @@ func TestVideoAssemblerLimitsTrip(t *testing.T) {
 	res = differential(t, ringstore.CodecH264, fus)
 	if !res[len(res)-1].err {
 		t.Errorf("fragmented NALU of %d bytes accepted", n*60000)
+	}
+	// A fragmented NALU of exactly the maximum size passes; one byte
+	// more fails.
+	for _, extra := range []int{0, 1} {
+		total := h264.MaxAccessUnitSize + extra // header byte included
+		var pkts [][]byte
+		for i, left := 0, total-1; left > 0; i++ {
+			n := min(left, 60000)
+			left -= n
+			hdr := byte(5)
+			if i == 0 {
+				hdr |= 0x80
+			}
+			if left == 0 {
+				hdr |= 0x40
+			}
+			pkts = append(pkts, rtpPacket(left == 0, uint16(i), 100, append([]byte{28 | 0x60, hdr}, big[:n]...), rtpOpts{}))
+		}
+		res = differential(t, ringstore.CodecH264, pkts)
+		if last := res[len(res)-1]; last.err != (extra == 1) || (extra == 0 && len(last.units) != 1) {
+			t.Errorf("fragmented NALU of %d bytes: last packet gave %d units, error %v", total, len(last.units), last.err)
+		}
 	}
 }
 
