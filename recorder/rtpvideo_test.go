@@ -454,6 +454,76 @@ func TestVideoAssemblerLimitsTrip(t *testing.T) {
 	}
 }
 
+// fragmentedOfSize returns the packets of one fragmented NALU of exactly
+// size bytes (headers included), none marked, sequence numbers from seq.
+func fragmentedOfSize(codec ringstore.Codec, size int, seq uint16, ts uint32) [][]byte {
+	hdrLen, body := 1, bigNALU(0x65, 60000)
+	if codec == ringstore.CodecH265 {
+		hdrLen = 2
+	}
+	var pkts [][]byte
+	for i, left := 0, size-hdrLen; left > 0; i++ {
+		n := min(left, len(body))
+		left -= n
+		fu := byte(5)
+		if i == 0 {
+			fu |= 0x80
+		}
+		if left == 0 {
+			fu |= 0x40
+		}
+		pl := []byte{28 | 0x60, fu}
+		if codec == ringstore.CodecH265 {
+			pl = []byte{49 << 1, 1, fu}
+		}
+		pkts = append(pkts, rtpPacket(false, seq+uint16(i), ts, append(pl, body[:n]...), rtpOpts{}))
+	}
+	return pkts
+}
+
+// TestVideoAssemblerSizeBoundaries: access units of exactly the maximum
+// size pass, one byte more fails; an H.265 unit without a marker is lost
+// when the end marker the closure adds would make it too big.
+func TestVideoAssemblerSizeBoundaries(t *testing.T) {
+	for _, codec := range []ringstore.Codec{ringstore.CodecH264, ringstore.CodecH265} {
+		last := slice
+		if codec == ringstore.CodecH265 {
+			last = h265P
+		}
+		for _, extra := range []int{0, 1} {
+			pkts := fragmentedOfSize(codec, h264.MaxAccessUnitSize-len(last)+extra, 0, 100)
+			pkts = append(pkts, rtpPacket(true, 999, 100, last, rtpOpts{}))
+			res := differential(t, codec, pkts)
+			if r := res[len(res)-1]; r.err != (extra == 1) || len(r.units) != 1-extra {
+				t.Errorf("%s access unit of max+%d bytes: last packet gave %d units, error %v", codec, extra, len(r.units), r.err)
+			}
+		}
+	}
+	// A fragmented NALU over the limit is dropped alone: the access unit
+	// it was to join goes on.
+	for _, codec := range []ringstore.Codec{ringstore.CodecH264, ringstore.CodecH265} {
+		nalu := slice
+		if codec == ringstore.CodecH265 {
+			nalu = h265P
+		}
+		pkts := [][]byte{rtpPacket(false, 50, 100, nalu, rtpOpts{})}
+		pkts = append(pkts, fragmentedOfSize(codec, h264.MaxAccessUnitSize+1, 100, 100)...)
+		pkts = append(pkts, rtpPacket(true, 999, 100, nalu, rtpOpts{}))
+		res := differential(t, codec, pkts)
+		if r := res[len(res)-1]; r.err || len(r.units) != 1 || len(r.units[0].nalus) != 2 {
+			t.Errorf("%s: after an oversize fragmented NALU, the access unit ends as %+v", codec, r)
+		}
+	}
+	for _, extra := range []int{0, 1} {
+		pkts := fragmentedOfSize(ringstore.CodecH265, h265.MaxAccessUnitSize-len(h265EndMarker)+extra, 0, 100)
+		pkts = append(pkts, rtpPacket(true, 999, 200, h265P, rtpOpts{}))
+		res := differential(t, ringstore.CodecH265, pkts)
+		if r := res[len(res)-1]; r.err || len(r.units) != 2-extra {
+			t.Errorf("H.265 unit of max-3+%d bytes, then another timestamp: %d units, error %v", extra, len(r.units), r.err)
+		}
+	}
+}
+
 func TestVideoAssemblerOtherCodec(t *testing.T) {
 	a := newVideoAssembler(ringstore.CodecAAC, nil)
 	if err := a.push(rtpPacket(true, 1, 1, idr, rtpOpts{}), func(unit) { t.Error("emitted") }); err == nil {
