@@ -6,18 +6,22 @@ package recorder
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph265"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtpmpeg4audio"
+	"github.com/bluenviron/gortsplib/v4/pkg/headers"
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -42,9 +46,18 @@ type unit struct {
 	recv  time.Time // local arrival time
 	nalus [][]byte  // video NALUs (owned by the receiver)
 	data  []byte    // audio access unit (owned by the receiver)
-	// buf, when set, is the pooled buffer nalus are slices of: the receiver
-	// gives it back (framePool.put) once it no longer needs the NALUs.
-	buf []byte
+	// buf, when set, is the pooled buffer nalus are slices of, and pool
+	// where it goes back (release) once the receiver no longer needs them.
+	buf  []byte
+	pool *framePool
+}
+
+// release gives the unit's buffer back to its pool; its NALUs must no
+// longer be used.
+func (u unit) release() {
+	if u.buf != nil {
+		u.pool.put(u.buf)
+	}
 }
 
 // size is the unit's payload bytes, for queue accounting.
@@ -104,14 +117,22 @@ func (gortsplibConnector) connect(ctx context.Context, cfg connectConfig) (camCo
 	case TransportMulticast:
 		tr = gortsplib.TransportUDPMulticast
 	}
+	conn := &gortsplibConn{doneCh: make(chan struct{}), tcp: tr == gortsplib.TransportTCP}
 	c := &gortsplib.Client{
-		Scheme:            u.Scheme,
-		Host:              u.Host,
-		ReadTimeout:       cfg.readTimeout,
-		WriteTimeout:      cfg.readTimeout,
-		Transport:         &tr,
-		UserAgent:         cfg.userAgent,
-		DialContext:       dialBatched,
+		Scheme:       u.Scheme,
+		Host:         u.Host,
+		ReadTimeout:  cfg.readTimeout,
+		WriteTimeout: cfg.readTimeout,
+		Transport:    &tr,
+		UserAgent:    cfg.userAgent,
+		DialContext: func(ctx context.Context, network, address string) (net.Conn, error) {
+			dc, err := dialDemux(ctx, network, address)
+			if err != nil {
+				return nil, err
+			}
+			conn.demux.Store(dc)
+			return dc, nil
+		},
 		OnTransportSwitch: func(error) {},
 		OnPacketsLost: func(n uint64) {
 			cfg.decodeError(fmt.Errorf("%d RTP packets lost", n))
@@ -121,7 +142,7 @@ func (gortsplibConnector) connect(ctx context.Context, cfg connectConfig) (camCo
 	if err := c.Start2(); err != nil {
 		return nil, fmt.Errorf("start RTSP client: %w", err)
 	}
-	conn := &gortsplibConn{c: c, doneCh: make(chan struct{})}
+	conn.c = c
 	// The client is closed when ctx ends (also during DESCRIBE/SETUP/PLAY),
 	// without a goroutine per camera waiting for it.
 	conn.wg.Add(1)
@@ -151,7 +172,12 @@ func (gortsplibConnector) connect(ctx context.Context, cfg connectConfig) (camCo
 }
 
 type gortsplibConn struct {
-	c         *gortsplib.Client
+	c *gortsplib.Client
+	// tcp: RTP comes interleaved in the RTSP connection, demux, whose
+	// fast path then takes the video track's frames (tcpdemux.go).
+	tcp       bool
+	demux     atomic.Pointer[demuxConn]
+	pool      framePool
 	ts        []trackInfo
 	stopWatch func() // stops closing the client when ctx ends
 	doneCh    chan struct{}
@@ -201,7 +227,8 @@ func (g *gortsplibConn) start(u *base.URL, cfg connectConfig) error {
 			if !ok || (info.codec.IsVideo() && haveVideo) || (!info.codec.IsVideo() && haveAudio) {
 				continue
 			}
-			if _, err := g.c.Setup(desc.BaseURL, m, 0, 0); err != nil {
+			res, err := g.c.Setup(desc.BaseURL, m, 0, 0)
+			if err != nil {
 				return fmt.Errorf("SETUP %s track: %w", info.codec, err)
 			}
 			idx := len(g.ts)
@@ -211,6 +238,9 @@ func (g *gortsplibConn) start(u *base.URL, cfg connectConfig) error {
 			clk := &senderClock{rate: info.clockRate}
 			g.c.OnPacketRTCP(m, clk.handleRTCP)
 			g.c.OnPacketRTP(m, f, g.packetHandler(clk, handle, idx, cfg))
+			if info.codec.IsVideo() && g.tcp {
+				g.startFastPath(res, m, f, clk, info, idx, cfg)
+			}
 			break
 		}
 	}
@@ -221,6 +251,87 @@ func (g *gortsplibConn) start(u *base.URL, cfg connectConfig) error {
 		return fmt.Errorf("PLAY: %w", err)
 	}
 	return nil
+}
+
+// startFastPath makes the RTSP connection hand the video track's RTP
+// frames to a videoAssembler instead of gortsplib (tcpdemux.go). Without
+// the interleaved channel in the SETUP reply, it leaves the track to
+// gortsplib. gortsplib's own callback stays registered: it gets the frames
+// again if the fast path switches itself off.
+func (g *gortsplibConn) startFastPath(res *base.Response, m *description.Media, f format.Format, clk *senderClock, info trackInfo, idx int, cfg connectConfig) {
+	dc := g.demux.Load()
+	if dc == nil || res == nil {
+		return
+	}
+	var th headers.Transport
+	if err := th.Unmarshal(res.Header["Transport"]); err != nil || th.InterleavedIDs == nil {
+		return
+	}
+	pts := make(map[uint8]bool, len(m.Formats))
+	for _, mf := range m.Formats {
+		pts[mf.PayloadType()] = true
+	}
+	fp := &fastPath{asm: newVideoAssembler(info.codec, &g.pool), pool: &g.pool, clk: clk, track: idx,
+		pt: f.PayloadType(), mediaPTs: pts, cfg: cfg}
+	dc.setFast(th.InterleavedIDs[0], fp.packet)
+}
+
+// fastPath depacketizes the RTP of one video track read by demuxConn. It
+// checks what gortsplib's receiver checks before its decoder: the payload
+// type, one SSRC, lost sequence numbers.
+type fastPath struct {
+	asm      *videoAssembler
+	pool     *framePool
+	clk      *senderClock
+	track    int
+	pt       uint8
+	mediaPTs map[uint8]bool
+	cfg      connectConfig
+
+	haveFirst bool
+	ssrc      uint32
+	seq       uint16
+}
+
+// packet takes one RTP packet, valid only during the call.
+func (p *fastPath) packet(pkt []byte) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.cfg.decodeError(fmt.Errorf("depacketizer panicked on RTP packet: %v", r))
+		}
+	}()
+	if len(pkt) >= 12 {
+		pt := pkt[1] & 0x7f
+		if pt != p.pt {
+			if !p.mediaPTs[pt] {
+				p.cfg.decodeError(fmt.Errorf("received RTP packet with unknown payload type %d", pt))
+			}
+			return
+		}
+		ssrc := binary.BigEndian.Uint32(pkt[8:12])
+		seq := binary.BigEndian.Uint16(pkt[2:4])
+		if p.haveFirst {
+			if ssrc != p.ssrc {
+				p.cfg.decodeError(fmt.Errorf("received packet with wrong SSRC %d, expected %d", ssrc, p.ssrc))
+				return
+			}
+			if lost := seq - p.seq - 1; lost != 0 {
+				p.cfg.decodeError(fmt.Errorf("%d RTP packets lost", lost))
+			}
+		}
+		p.haveFirst, p.ssrc, p.seq = true, ssrc, seq
+	}
+	if err := p.asm.push(pkt, p.emit); err != nil {
+		p.cfg.decodeError(err)
+	}
+}
+
+func (p *fastPath) emit(u unit) {
+	u.track = p.track
+	u.recv = p.cfg.now()
+	u.ntp = p.clk.at(p.asm.ssrc(), u.ts)
+	u.pool = p.pool
+	p.cfg.deliver(u)
 }
 
 // depacketize turns one RTP packet into zero or more units (without track,
@@ -513,79 +624,4 @@ func ntpToTime(v uint64) time.Time {
 	frac := v & 0xffffffff
 	nsec := int64((frac*1e9 + 1<<31) >> 32)
 	return time.Unix(sec+ntpEpoch, nsec)
-}
-
-// Read batching. A camera's RTP over TCP arrives one ~1.4 kB interleaved
-// packet at a time; read as it comes, every packet costs the reader a wake
-// up and a read system call (about 360 a second for a 4 Mbit/s camera),
-// which was most of the recorder's CPU. batchedConn reads the socket into a
-// larger buffer and, when a read returned little, first waits readPause so
-// the kernel gathers more: some ten packets per system call at 4 Mbit/s,
-// for at most readPause of added latency. A read that filled half the
-// buffer or more is followed at once by the next one, so a camera of any
-// bitrate is read as fast as it sends.
-const (
-	readBatchSize = 32 << 10
-	readPause     = 20 * time.Millisecond
-)
-
-// dialBatched is the RTSP client's dialer: a TCP connection whose reads are
-// batched.
-func dialBatched(ctx context.Context, network, address string) (net.Conn, error) {
-	c, err := (&net.Dialer{}).DialContext(ctx, network, address)
-	if err != nil {
-		return nil, err
-	}
-	return newBatchedConn(c, readBatchSize, readPause), nil
-}
-
-// batchedConn is a net.Conn whose reads are served from a buffer filled by
-// batched reads of the underlying connection. Writes, deadlines and Close
-// go to the underlying connection. Like net.Conn reads, it is for one
-// reading goroutine.
-type batchedConn struct {
-	net.Conn
-	buf   []byte
-	r, w  int
-	err   error // of the last fill, returned once buf is drained
-	pause time.Duration
-	short bool      // the last fill returned less than half the buffer
-	last  time.Time // when the last fill returned
-
-	now   func() time.Time
-	sleep func(time.Duration)
-}
-
-func newBatchedConn(c net.Conn, size int, pause time.Duration) *batchedConn {
-	return &batchedConn{Conn: c, buf: make([]byte, size), pause: pause, now: time.Now, sleep: time.Sleep}
-}
-
-// Read copies buffered bytes to p, filling the buffer first when it is empty.
-func (c *batchedConn) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	if c.r == c.w {
-		if c.err != nil {
-			err := c.err
-			c.err = nil
-			return 0, err
-		}
-		if c.short {
-			if wait := c.pause - c.now().Sub(c.last); wait > 0 {
-				c.sleep(wait)
-			}
-		}
-		n, err := c.Conn.Read(c.buf)
-		c.r, c.w, c.err = 0, n, err
-		c.short = n < len(c.buf)/2
-		c.last = c.now()
-		if n == 0 {
-			c.err = nil
-			return 0, err
-		}
-	}
-	n := copy(p, c.buf[c.r:c.w])
-	c.r += n
-	return n, nil
 }

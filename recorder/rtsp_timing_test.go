@@ -204,7 +204,7 @@ func (c *scriptedConn) Read(p []byte) (int, error) {
 	return n, r.err
 }
 
-func TestBatchedConn(t *testing.T) {
+func TestDemuxConnBatching(t *testing.T) {
 	small := bytes.Repeat([]byte{1}, 100)
 	big := bytes.Repeat([]byte{2}, 700)
 	errBoom := errors.New("boom")
@@ -229,7 +229,7 @@ func TestBatchedConn(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sc := &scriptedConn{chunks: tt.chunks}
-			c := newBatchedConn(sc, 1024, 20*time.Millisecond)
+			c := newDemuxConn(sc, 1024, 20*time.Millisecond)
 			now := time.Unix(1000, 0)
 			var slept []time.Duration
 			c.now = func() time.Time { return now }

@@ -275,11 +275,13 @@ func (s *Session) attempt(ctx context.Context) (res attemptResult, err error) {
 		now:         s.opts.Now,
 		deliver: func(u unit) {
 			if !gate.acquire(u.size()) {
+				u.release()
 				return
 			}
 			select {
 			case units <- u:
 			case <-connCtx.Done():
+				u.release()
 			}
 		},
 		decodeError: s.decodeError,
@@ -308,6 +310,7 @@ func (s *Session) attempt(ctx context.Context) (res attemptResult, err error) {
 			stall.Reset(s.opts.StallTimeout)
 		}
 		appended, err := s.handle(p, u)
+		u.release() // handle copied what it keeps
 		if err != nil {
 			return err
 		}

@@ -217,12 +217,19 @@ func (v *videoTrack) prepare(nalus [][]byte) (au videoAU, ok bool, err error) {
 			hasVCL = true
 		case naluVCL:
 			hasVCL = true
-		case naluVPS:
-			inband.vps = n
-		case naluSPS:
-			inband.sps = n
-		case naluPPS:
-			inband.pps = n
+		case naluVPS, naluSPS, naluPPS:
+			// Parameter sets outlive the unit (the DTS extractor keeps
+			// the SPS it parsed, to compare): copy them out of its
+			// buffer, which is reused for later units.
+			n = clone(n)
+			switch classify(v.codec, n) {
+			case naluVPS:
+				inband.vps = n
+			case naluSPS:
+				inband.sps = n
+			default:
+				inband.pps = n
+			}
 		}
 		kept = append(kept, n)
 	}
