@@ -695,32 +695,42 @@ func joinFuzzInput(codec ringstore.Codec, pkts [][]byte) []byte {
 	return b
 }
 
-// FuzzVideoAssembler is the differential test: for any packets, the
-// assembler emits the same units and fails on the same packets as
-// gortsplib's decoders behind recordable().
-func FuzzVideoAssembler(f *testing.F) {
+// videoSeeds are FuzzVideoAssembler's hand-built seeds (also committed
+// under testdata/fuzz/FuzzVideoAssembler).
+func videoSeeds(t testing.TB) [][]byte {
+	var seeds [][]byte
 	var o rtpOpts
 	fu := fuA(idr, 3)
 	hfu := fuH265(h265IDR, 3)
-	f.Add(joinFuzzInput(ringstore.CodecH264, fuStream(f, 3000, 500, 3)))
-	f.Add(joinFuzzInput(ringstore.CodecH264, [][]byte{
+	seeds = append(seeds, joinFuzzInput(ringstore.CodecH264, fuStream(t, 3000, 500, 3)))
+	seeds = append(seeds, joinFuzzInput(ringstore.CodecH264, [][]byte{
 		rtpPacket(false, 1, 100, aggregate([]byte{24}, sps, pps), o), rtpPacket(false, 2, 100, fu[0], o),
 		rtpPacket(false, 3, 100, fu[1], o), rtpPacket(true, 4, 100, fu[2], o),
 		rtpPacket(false, 5, 200, slice, rtpOpts{padding: 3}), rtpPacket(false, 6, 300, fu[0], o),
 		rtpPacket(false, 7, 300, fu[1], o), rtpPacket(false, 8, 300, fu[2], o), rtpPacket(true, 9, 400, slice, o),
 	}))
-	f.Add(joinFuzzInput(ringstore.CodecH264, [][]byte{
+	seeds = append(seeds, joinFuzzInput(ringstore.CodecH264, [][]byte{
 		rtpPacket(true, 1, 100, append([]byte{0, 0, 0, 1}, idr...), rtpOpts{csrcs: 1, extProf: 0xBEDE, ext: []byte{0x10, 1, 0, 0}}),
 		rtpPacket(true, 2, 200, append(append([]byte{}, slice...), 0, 0, 1, 0x41, 5), o),
 	}))
-	f.Add(joinFuzzInput(ringstore.CodecH265, h265Stream(f, [][][]byte{
+	seeds = append(seeds, joinFuzzInput(ringstore.CodecH265, h265Stream(t, [][][]byte{
 		{h265VPS, h265SPS, bytes.Repeat([]byte{0x26, 1, 7}, 400)}, {h265P}, {h265P, h265P},
 	}, 600)))
-	f.Add(joinFuzzInput(ringstore.CodecH265, [][]byte{
+	seeds = append(seeds, joinFuzzInput(ringstore.CodecH265, [][]byte{
 		rtpPacket(false, 1, 100, h265IDR, o), rtpPacket(false, 2, 200, hfu[0], o),
 		rtpPacket(false, 3, 200, hfu[1], o), rtpPacket(false, 4, 300, hfu[2], o),
 		rtpPacket(true, 5, 300, h265P, o), rtpPacket(true, 6, 400, []byte{50 << 1, 1}, o),
 	}))
+	return seeds
+}
+
+// FuzzVideoAssembler is the differential test: for any packets, the
+// assembler emits the same units and fails on the same packets as
+// gortsplib's decoders behind recordable().
+func FuzzVideoAssembler(f *testing.F) {
+	for _, seed := range videoSeeds(f) {
+		f.Add(seed)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		codec, pkts := splitFuzzInput(data)
 		differential(t, codec, pkts)
