@@ -555,9 +555,17 @@ func TestFramePool(t *testing.T) {
 }
 
 // TestVideoAssemblerSteadyStateAllocs: with a pool and units given back, a
-// stream of FU-A access units allocates nothing per packet (the NALU slice
-// headers are carved 64 at a time: under 0.05 allocations per unit).
+// stream of FU-A access units (15 packets each) allocates nothing per
+// packet. What remains is per access unit: the NALU slice headers, carved 64
+// at a time (1/64 allocation per unit), and a buffer now and then when a GC
+// empties the sync.Pool (or, under the race detector, when sync.Pool drops a
+// quarter of its Puts on purpose), hence the bound of half an allocation
+// per unit: one slice header array per unit, or anything per packet, fails.
+// Under the race detector, which makes sync.Pool lossy, it is skipped.
 func TestVideoAssemblerSteadyStateAllocs(t *testing.T) {
+	if poolIsLossy() {
+		t.Skip("sync.Pool drops Puts here (race detector): allocation counts say nothing about the assembler")
+	}
 	pkts := fuStream(t, 20000, 1400, 100)
 	pool := &framePool{}
 	a := newVideoAssembler(ringstore.CodecH264, pool)
@@ -575,12 +583,29 @@ func TestVideoAssemblerSteadyStateAllocs(t *testing.T) {
 	}
 	run()
 	allocs := testing.AllocsPerRun(5, run)
-	if perUnit := allocs / 100; perUnit > 0.05 {
+	if perUnit := allocs / 100; perUnit > 0.5 {
 		t.Errorf("%.3f allocations per access unit (%v per run of %d packets)", perUnit, allocs, len(pkts))
 	}
 	if units != 700 {
 		t.Errorf("%d units, want 700", units)
 	}
+}
+
+// poolIsLossy reports whether a framePool loses buffers given back at
+// once, as sync.Pool does on purpose under the race detector.
+func poolIsLossy() bool {
+	var p framePool
+	const n = 100
+	for i := 0; i < n; i++ {
+		p.put(make([]byte, 0, 100))
+	}
+	back := 0
+	for i := 0; i < n; i++ {
+		if cap(p.get()) == 100 {
+			back++
+		}
+	}
+	return back < n*95/100
 }
 
 // fuStream packetizes n access units of one frameSize-byte IDR NALU with
