@@ -32,6 +32,9 @@ import (
 )
 
 const (
+	// h265AUDSize is the size of the access unit delimiter the H.265
+	// closure of recordable() appends to end an access unit (h265EndMarker).
+	h265AUDSize = 3
 	// frameBufSize is the capacity of a new pooled access unit buffer.
 	frameBufSize = 64 << 10
 	// frameBufMaxPooled is the largest buffer capacity the pool keeps.
@@ -106,9 +109,9 @@ const (
 // videoAssembler turns the RTP packets of one H.264 or H.265 track into
 // access units. It is not safe for concurrent use: one goroutine pushes.
 type videoAssembler struct {
-	codec ringstore.Codec
-	pool  *framePool
-	ssrcV uint32
+	codec    ringstore.Codec
+	pool     *framePool
+	lastSSRC uint32
 
 	// The decoder's fragment state (gortsplib's fragments*, firstPacketReceived).
 	started     bool
@@ -134,6 +137,7 @@ type videoAssembler struct {
 	maxN   int        // NALUs per access unit limit
 	maxLen int        // access unit size limit
 	errBad error      // for codecs the assembler does not handle
+	copied int        // bytes copied into buffers so far (tests check it)
 	pkt    rtpPayload // the packet being pushed
 }
 
@@ -164,7 +168,7 @@ func newVideoAssembler(codec ringstore.Codec, pool *framePool) *videoAssembler {
 
 // ssrc returns the SSRC of the last packet pushed whose header could be
 // parsed.
-func (a *videoAssembler) ssrc() uint32 { return a.ssrcV }
+func (a *videoAssembler) ssrc() uint32 { return a.lastSSRC }
 
 // push takes one RTP packet as received (header and payload, valid only
 // during the call) and calls emit for every access unit it completes (zero,
@@ -183,7 +187,7 @@ func (a *videoAssembler) push(pkt []byte, emit func(unit)) error {
 	if err := parseRTP(pkt, &a.pkt); err != nil {
 		return err
 	}
-	a.ssrcV = a.pkt.ssrc
+	a.lastSSRC = a.pkt.ssrc
 	var st decodeStatus
 	var err error
 	if a.codec == ringstore.CodecH265 {
@@ -232,11 +236,8 @@ func (a *videoAssembler) pushH264(emit func(unit)) (decodeStatus, error) {
 			prev = prev[:a.fragOff]
 		}
 		u := unit{ts: a.complete(a.pkt.ts), nalus: a.nalus(prev, prevFrame), buf: prev}
-		a.buf, a.frame, a.frameSize, a.frameTS = nb, append(a.frame[:0:0], a.cur...), size, a.pkt.ts
-		if cap(prevFrame) >= len(a.frame) {
-			// Reuse the old span slice: nalus() no longer needs it.
-			a.frame = append(prevFrame[:0], a.frame...)
-		}
+		// nalus() copied prevFrame out: its array takes the new spans.
+		a.buf, a.frame, a.frameSize, a.frameTS = nb, append(prevFrame[:0], a.cur...), size, a.pkt.ts
 		emit(u)
 		return stDone, nil
 	}
@@ -256,7 +257,7 @@ func (a *videoAssembler) pushH265(emit func(unit)) (decodeStatus, error) {
 		// The closure ends the previous access unit with a marked access
 		// unit delimiter: a single NALU packet, which resets fragments.
 		a.resetFrag()
-		if len(a.frame)+1 > a.maxN || a.frameSize+len(h265EndMarker) > a.maxLen {
+		if len(a.frame)+1 > a.maxN || a.frameSize+h265AUDSize > a.maxLen {
 			a.dropAll()
 		} else if len(a.frame) > 0 {
 			a.emitFrame(a.auTS, emit)
@@ -389,10 +390,11 @@ func (a *videoAssembler) appendBytes(b, p []byte) []byte {
 	}
 	if len(b)+len(p) > cap(b) {
 		nb := make([]byte, len(b), max(2*cap(b), len(b)+len(p)))
-		copy(nb, b)
+		a.copied += copy(nb, b)
 		a.pool.put(b)
 		b = nb
 	}
+	a.copied += len(p)
 	return append(b, p...)
 }
 

@@ -566,28 +566,45 @@ func TestVideoAssemblerSteadyStateAllocs(t *testing.T) {
 	if poolIsLossy() {
 		t.Skip("sync.Pool drops Puts here (race detector): allocation counts say nothing about the assembler")
 	}
-	pkts := fuStream(t, 20000, 1400, 100)
-	pool := &framePool{}
-	a := newVideoAssembler(ringstore.CodecH264, pool)
-	units := 0
-	emit := func(u unit) {
-		units++
-		pool.put(u.buf)
-	}
-	run := func() {
-		for _, p := range pkts {
-			if err := a.push(p, emit); err != nil {
-				t.Fatal(err)
+	for _, tc := range []struct {
+		name   string
+		marker bool
+	}{{"marker bit", true}, {"no marker bit: split by timestamp", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			pkts := fuStream(t, 20000, 1400, 100)
+			if !tc.marker {
+				for _, p := range pkts {
+					p[1] &^= 0x80
+				}
 			}
-		}
-	}
-	run()
-	allocs := testing.AllocsPerRun(5, run)
-	if perUnit := allocs / 100; perUnit > 0.5 {
-		t.Errorf("%.3f allocations per access unit (%v per run of %d packets)", perUnit, allocs, len(pkts))
-	}
-	if units != 700 {
-		t.Errorf("%d units, want 700", units)
+			pool := &framePool{}
+			a := newVideoAssembler(ringstore.CodecH264, pool)
+			units := 0
+			emit := func(u unit) {
+				units++
+				if len(u.nalus) != 1 || len(u.nalus[0]) != 20000 {
+					t.Errorf("unit of %d NALUs", len(u.nalus))
+				}
+				pool.put(u.buf)
+			}
+			run := func() {
+				for _, p := range pkts {
+					if err := a.push(p, emit); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			run()
+			// Once buffers are warm, every byte is copied once: 20000 per unit.
+			copied, before := a.copied, units
+			allocs := testing.AllocsPerRun(5, run)
+			if perUnit := allocs / 100; perUnit > 0.5 {
+				t.Errorf("%.3f allocations per access unit (%v per run of %d packets)", perUnit, allocs, len(pkts))
+			}
+			if n := units - before; n != 600 || a.copied-copied != n*20000 {
+				t.Errorf("%d units, %d bytes copied, want 600 units, %d bytes", n, a.copied-copied, n*20000)
+			}
+		})
 	}
 }
 
