@@ -701,8 +701,8 @@ func countUnits(res []pushResult) int {
 	return n
 }
 
-// splitFuzzInput reads a fuzz input: byte 0 chooses the codec (bit 0:
-// H.265), then packets each preceded by a 2-byte big-endian length (a
+// splitFuzzInput reads a fuzz input whose byte 0 has bit 1 clear: byte 0
+// chooses the codec (bit 0: H.265), then packets each preceded by a 2-byte big-endian length (a
 // short last one takes what is left).
 func splitFuzzInput(data []byte) (ringstore.Codec, [][]byte) {
 	if len(data) == 0 {
@@ -720,6 +720,71 @@ func splitFuzzInput(data []byte) (ringstore.Codec, [][]byte) {
 		n = min(n, len(data))
 		pkts = append(pkts, data[:n])
 		data = data[n:]
+	}
+	return codec, pkts
+}
+
+// scriptedPackets reads a fuzz input whose byte 0 has bit 1 set as a
+// script: every 3 bytes (kind, flags, size) make one packet, well-formed
+// enough to reach deep states (fragments in sequence, timestamp splits,
+// Annex-B, limits) that raw bytes rarely reach. Bit 0 of byte 0 chooses
+// H.265.
+func scriptedPackets(data []byte) (ringstore.Codec, [][]byte) {
+	codec := ringstore.CodecH264
+	if data[0]&1 == 1 {
+		codec = ringstore.CodecH265
+	}
+	h265 := codec == ringstore.CodecH265
+	var pkts [][]byte
+	seq, ts := uint16(100), uint32(9000)
+	for i := 1; i+3 <= len(data) && len(pkts) < 300; i += 3 {
+		kind, flags, size := data[i], data[i+1], int(data[i+2])
+		if flags&4 != 0 {
+			seq += uint16(flags>>5) + 1 // a loss
+		}
+		if flags&2 != 0 {
+			ts += 3000
+		}
+		body := bigNALU(1, size+1)[1:]
+		if flags&0x80 != 0 {
+			body = bigNALU(1, 60000)[1:] // big: limits
+		}
+		nalHdr := []byte{0x41 | (flags>>5&3)<<1} // H.264 slice, IDR, SEI...
+		if h265 {
+			nalHdr = []byte{(flags >> 5 & 3) << 3, 1}
+		}
+		nalu := append(bytes.Clone(nalHdr), body...)
+		var pl []byte
+		switch kind % 8 {
+		case 0:
+			pl = nalu
+		case 1:
+			if h265 {
+				pl = aggregate([]byte{48 << 1, 1}, nalu, nalHdr)
+			} else {
+				pl = aggregate([]byte{24}, nalu, nalHdr)
+			}
+		case 2, 3, 4, 5:
+			fu := [4]byte{0, 0x80, 0x40, 0xc0}[kind%8-2] | nalHdr[0]&0x1f
+			pl = append([]byte{nalHdr[0]&0x60 | 28, fu}, body...)
+			if h265 {
+				fu = [4]byte{0, 0x80, 0x40, 0xc0}[kind%8-2] | 19
+				pl = append([]byte{49 << 1, 1, fu}, body...)
+			}
+		case 6:
+			pl = append([]byte{kind, flags}, body[:min(size, 4)]...) // any type
+		case 7:
+			pl = append(append([]byte{0, 0, 0, 1}, nalu...), append([]byte{0, 0, 1}, nalHdr...)...)
+		}
+		o := rtpOpts{}
+		if flags&8 != 0 {
+			o.padding = size%5 + 1
+		}
+		if flags&16 != 0 {
+			o.extProf, o.ext = 0xBEDE, []byte{0x10, byte(size), 0, 0}
+		}
+		pkts = append(pkts, rtpPacket(flags&1 != 0, seq, ts, pl, o))
+		seq++
 	}
 	return codec, pkts
 }
@@ -773,8 +838,13 @@ func FuzzVideoAssembler(f *testing.F) {
 	for _, seed := range videoSeeds(f) {
 		f.Add(seed)
 	}
+	f.Add([]byte{2, 2, 2, 10, 3, 0, 200, 4, 1, 30, 0, 3, 5, 7, 2, 8, 2, 0, 50, 4, 2, 10, 1, 1, 3})
+	f.Add([]byte{3, 2, 2, 10, 3, 0, 200, 4, 0, 30, 0, 3, 5, 1, 2, 8, 2, 0, 50, 4, 2, 10, 1, 1, 3})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		codec, pkts := splitFuzzInput(data)
+		if len(data) > 0 && data[0]&2 != 0 {
+			codec, pkts = scriptedPackets(data)
+		}
 		differential(t, codec, pkts)
 	})
 }
