@@ -75,6 +75,11 @@ func NewManager(opts ManagerOptions) (*Manager, error) {
 	if opts.Session.Logger == nil {
 		opts.Session.Logger = opts.Logger
 	}
+	if opts.Session.connector == nil {
+		// One frame buffer pool for all cameras: buffers in use follow
+		// the frames in flight, not the number of cameras.
+		opts.Session.connector = gortsplibConnector{pool: &framePool{}}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{
 		opts:    opts,

@@ -103,9 +103,14 @@ type camConn interface {
 // errNoTracks: the camera offers no track the recorder can store.
 var errNoTracks = errors.New("camera offers no H.264/H.265 video or AAC/G.711/Opus audio track")
 
-type gortsplibConnector struct{}
+// gortsplibConnector opens sessions with gortsplib, the video of TCP
+// sessions taking the fast path (tcpdemux.go) with buffers from pool (nil:
+// one pool per session).
+type gortsplibConnector struct {
+	pool *framePool
+}
 
-func (gortsplibConnector) connect(ctx context.Context, cfg connectConfig) (camConn, error) {
+func (gc gortsplibConnector) connect(ctx context.Context, cfg connectConfig) (camConn, error) {
 	u, err := base.ParseURL(cfg.url)
 	if err != nil {
 		return nil, fmt.Errorf("parse camera URL: %w", err)
@@ -117,7 +122,10 @@ func (gortsplibConnector) connect(ctx context.Context, cfg connectConfig) (camCo
 	case TransportMulticast:
 		tr = gortsplib.TransportUDPMulticast
 	}
-	conn := &gortsplibConn{doneCh: make(chan struct{}), tcp: tr == gortsplib.TransportTCP}
+	conn := &gortsplibConn{doneCh: make(chan struct{}), tcp: tr == gortsplib.TransportTCP, pool: gc.pool}
+	if conn.pool == nil {
+		conn.pool = &framePool{}
+	}
 	c := &gortsplib.Client{
 		Scheme:       u.Scheme,
 		Host:         u.Host,
@@ -126,7 +134,7 @@ func (gortsplibConnector) connect(ctx context.Context, cfg connectConfig) (camCo
 		Transport:    &tr,
 		UserAgent:    cfg.userAgent,
 		DialContext: func(ctx context.Context, network, address string) (net.Conn, error) {
-			dc, err := dialDemux(ctx, network, address)
+			dc, err := dialDemux(ctx, network, address, cfg.readTimeout)
 			if err != nil {
 				return nil, err
 			}
@@ -177,7 +185,7 @@ type gortsplibConn struct {
 	// fast path then takes the video track's frames (tcpdemux.go).
 	tcp       bool
 	demux     atomic.Pointer[demuxConn]
-	pool      framePool
+	pool      *framePool
 	ts        []trackInfo
 	stopWatch func() // stops closing the client when ctx ends
 	doneCh    chan struct{}
@@ -271,7 +279,7 @@ func (g *gortsplibConn) startFastPath(res *base.Response, m *description.Media, 
 	for _, mf := range m.Formats {
 		pts[mf.PayloadType()] = true
 	}
-	fp := &fastPath{asm: newVideoAssembler(info.codec, &g.pool), pool: &g.pool, clk: clk, track: idx,
+	fp := &fastPath{asm: newVideoAssembler(info.codec, g.pool), pool: g.pool, clk: clk, track: idx,
 		pt: f.PayloadType(), mediaPTs: pts, cfg: cfg}
 	dc.setFast(th.InterleavedIDs[0], fp.packet)
 }

@@ -50,14 +50,17 @@ import (
 // buffer or more is followed at once by the next one, so a camera of any
 // bitrate is read as fast as it sends.
 const (
-	readBatchSize = 32 << 10
+	readBatchSize = 64 << 10
 	readPause     = 20 * time.Millisecond
 	// maxDemuxBuffer holds the largest interleaved frame (4 + 65535
 	// bytes) and any RTSP header block a camera really sends; the buffer
 	// grows to it only when a frame or header needs it.
 	maxDemuxBuffer = 4 + 65535 + 1
-	// keepaliveEvery is how often gortsplib is shown a frame while the
-	// fast path takes the RTP.
+	// keepaliveEvery is how often, at most, gortsplib is shown a frame
+	// while the fast path takes the RTP. gortsplib keeps the time of the
+	// last frame in whole seconds and checks it every second, so it can
+	// see a keepalive up to a period plus a second late: dialDemux makes
+	// the period a quarter of the read timeout when that is shorter.
 	keepaliveEvery = time.Second
 )
 
@@ -78,13 +81,17 @@ const (
 )
 
 // dialDemux is the RTSP client's dialer: a TCP connection whose reads are
-// batched and demultiplexed.
-func dialDemux(ctx context.Context, network, address string) (*demuxConn, error) {
+// batched and demultiplexed, for a client with the given read timeout.
+func dialDemux(ctx context.Context, network, address string, readTimeout time.Duration) (*demuxConn, error) {
 	c, err := (&net.Dialer{}).DialContext(ctx, network, address)
 	if err != nil {
 		return nil, err
 	}
-	return newDemuxConn(c, readBatchSize, readPause), nil
+	dc := newDemuxConn(c, readBatchSize, readPause)
+	if readTimeout > 0 {
+		dc.keepalive = min(dc.keepalive, readTimeout/4)
+	}
+	return dc, nil
 }
 
 // fastTrack is the interleaved channel whose frames the fast path takes.

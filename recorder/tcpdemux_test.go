@@ -251,7 +251,7 @@ func TestFastPathKeepsSessionAlive(t *testing.T) {
 	}
 	var mu sync.Mutex
 	units, pooled := 0, 0
-	const readTimeout = 1500 * time.Millisecond
+	const readTimeout = 2 * time.Second
 	cc, err := gortsplibConnector{}.connect(context.Background(), connectConfig{
 		url: sim.URL("c"), transport: TransportTCP, readTimeout: readTimeout, userAgent: "test", now: time.Now,
 		deliver: func(u unit) {
@@ -271,8 +271,8 @@ func TestFastPathKeepsSessionAlive(t *testing.T) {
 	defer cc.close()
 	select {
 	case <-cc.done():
-		t.Fatalf("session ended after less than %v: %v", 3*readTimeout, cc.err())
-	case <-time.After(3 * readTimeout):
+		t.Fatalf("session ended after less than %v: %v", 5*readTimeout/2, cc.err())
+	case <-time.After(5 * readTimeout / 2):
 	}
 	dc := cc.(*gortsplibConn).demux.Load()
 	if dc == nil || !dc.active() {
@@ -280,7 +280,7 @@ func TestFastPathKeepsSessionAlive(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	// 25 fps for 4.5 s, less the start before the first packets.
+	// 25 fps for 5 s, less the start before the first packets.
 	if units < 80 || pooled != units {
 		t.Errorf("%d units (%d in pooled buffers), want >= 80, all pooled", units, pooled)
 	}
