@@ -58,4 +58,20 @@
 //
 // rtsp.go is the only file that imports gortsplib (v4), behind the
 // connector/camConn seam.
+//
+// # The TCP fast path
+//
+// Over TCP (the default), the video track's RTP does not go through
+// gortsplib: demuxConn (tcpdemux.go), the RTSP client's connection, follows
+// the stream's framing exactly as gortsplib's reader does and hands that
+// track's interleaved frames straight from its read buffer to a
+// videoAssembler (rtpvideo.go), which copies each payload byte once into a
+// pooled buffer per access unit; the session gives the buffer back once the
+// store has copied the frame. RTSP replies, RTCP and audio reach gortsplib
+// byte for byte. Both parts are differential-fuzzed against gortsplib
+// (FuzzDemuxConn, FuzzVideoAssembler). When the stream is not what
+// gortsplib would parse, demuxConn hands over the rest as it came and
+// gortsplib's own depacketizers take over. This halved the recorder's CPU
+// per camera: gortsplib allocates every packet, and most of the rest was
+// garbage collection.
 package recorder
