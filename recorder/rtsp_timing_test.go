@@ -217,12 +217,14 @@ func TestDemuxConnBatching(t *testing.T) {
 		wantErr   error
 		wantSleep []time.Duration
 	}{
-		{"after a small read the next waits the rest of the pause", []scriptedRead{{data: small}, {data: small}, {data: small}},
-			5 * time.Millisecond, cat(small, small, small), io.EOF, []time.Duration{10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond}},
+		// The clock starts on a tick of the 20 ms grid; every Read call
+		// takes 5 ms, two calls drain a small read.
+		{"after a small read the next waits for the next tick", []scriptedRead{{data: small}, {data: small}, {data: small}},
+			5 * time.Millisecond, cat(small, small, small), io.EOF, []time.Duration{5 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond}},
 		{"a slow reader is not made slower", []scriptedRead{{data: small}, {data: small}},
 			15 * time.Millisecond, cat(small, small), io.EOF, nil},
 		{"a read filling half the buffer is followed at once", []scriptedRead{{data: big}, {data: big}, {data: small}},
-			5 * time.Millisecond, cat(big, big, small), io.EOF, []time.Duration{10 * time.Millisecond}},
+			5 * time.Millisecond, cat(big, big, small), io.EOF, []time.Duration{15 * time.Millisecond}},
 		{"bytes read with an error come first", []scriptedRead{{data: small, err: errBoom}},
 			5 * time.Millisecond, small, errBoom, nil},
 	}

@@ -44,9 +44,11 @@ import (
 // packet at a time; read as it comes, every packet costs the reader a wake
 // up and a read system call (about 360 a second for a 4 Mbit/s camera),
 // which was most of the recorder's CPU. demuxConn reads the socket into a
-// larger buffer and, when a read returned little, first waits readPause so
-// the kernel gathers more: some ten packets per system call at 4 Mbit/s,
-// for at most readPause of added latency. A read that filled half the
+// larger buffer and, when a read returned little, first waits for the next
+// tick of a readPause grid (the same for all connections, so that the
+// runtime wakes once for all of them) so the kernel gathers more: some ten
+// packets per system call at 4 Mbit/s, for at most readPause of added
+// latency. A read that filled half the
 // buffer or more is followed at once by the next one, so a camera of any
 // bitrate is read as fast as it sends.
 const (
@@ -238,8 +240,14 @@ func (c *demuxConn) fill() (int, error) {
 		c.buf = grown
 	}
 	if c.short {
-		if wait := c.pause - c.now().Sub(c.last); wait > 0 {
-			c.sleep(wait)
+		now := c.now()
+		if c.pause-now.Sub(c.last) > 0 {
+			// Wake at the next tick of a grid of the wall clock with the
+			// pause as its step, the same for every connection: the
+			// runtime then wakes once for all the cameras, not once for
+			// each. A step of the wall clock costs one pause at most.
+			wall := now.Round(0)
+			c.sleep(min(wall.Truncate(c.pause).Add(c.pause).Sub(wall), c.pause))
 		}
 	}
 	n, err := c.Conn.Read(c.buf[c.w:])
