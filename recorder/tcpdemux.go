@@ -52,7 +52,7 @@ import (
 // buffer or more is followed at once by the next one, so a camera of any
 // bitrate is read as fast as it sends.
 const (
-	readBatchSize = 64 << 10
+	readBatchSize = 32 << 10
 	readPause     = 20 * time.Millisecond
 	// maxDemuxBuffer holds the largest interleaved frame (4 + 65535
 	// bytes) and any RTSP header block a camera really sends; the buffer
