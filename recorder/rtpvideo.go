@@ -128,9 +128,7 @@ type videoAssembler struct {
 	frameTS   uint32
 	next      []byte // spare buffer a fragment with a new timestamp starts in
 
-	// The closure's auTimestamp.
-	auTS   uint32
-	auHave bool
+	au auTimestamp // as the closures keep it
 
 	cur    []span     // NALUs of the packet being pushed
 	chunk  [][]byte   // NALU slice headers to hand out (see nalus)
@@ -199,13 +197,11 @@ func (a *videoAssembler) push(pkt []byte, emit func(unit)) error {
 	a.pkt.payload = nil
 	switch st {
 	case stMore:
-		if !a.auHave {
-			a.auTS, a.auHave = a.pkt.ts, true
-		}
+		a.au.pending(a.pkt.ts)
 	case stNonStarting:
-		a.auHave = false
+		a.au.reset()
 	case stFailed:
-		a.auHave = false
+		a.au.reset()
 		return err
 	}
 	return nil
@@ -235,7 +231,7 @@ func (a *videoAssembler) pushH264(emit func(unit)) (decodeStatus, error) {
 		if src == srcBuf {
 			prev = prev[:a.fragOff]
 		}
-		u := unit{ts: a.complete(a.pkt.ts), nalus: a.nalus(prev, prevFrame), buf: prev}
+		u := unit{ts: a.au.complete(a.pkt.ts), nalus: a.nalus(prev, prevFrame), buf: prev}
 		// nalus() copied prevFrame out: its array takes the new spans.
 		a.buf, a.frame, a.frameSize, a.frameTS = nb, append(prevFrame[:0], a.cur...), size, a.pkt.ts
 		emit(u)
@@ -247,22 +243,22 @@ func (a *videoAssembler) pushH264(emit func(unit)) (decodeStatus, error) {
 	if !a.pkt.marker {
 		return stMore, nil
 	}
-	a.emitFrame(a.complete(a.pkt.ts), emit)
+	a.emitFrame(a.au.complete(a.pkt.ts), emit)
 	return stDone, nil
 }
 
 // pushH265 mirrors rtph265.Decoder.Decode and the H.265 closure.
 func (a *videoAssembler) pushH265(emit func(unit)) (decodeStatus, error) {
-	if a.auHave && a.auTS != a.pkt.ts {
+	if a.au.have && a.au.ts != a.pkt.ts {
 		// The closure ends the previous access unit with a marked access
 		// unit delimiter: a single NALU packet, which resets fragments.
 		a.resetFrag()
 		if len(a.frame)+1 > a.maxN || a.frameSize+h265AUDSize > a.maxLen {
 			a.dropAll()
 		} else if len(a.frame) > 0 {
-			a.emitFrame(a.auTS, emit)
+			a.emitFrame(a.au.ts, emit)
 		}
-		a.auHave = false
+		a.au.reset()
 	}
 	src, st, err := a.h265NALUs()
 	if st != stDone {
@@ -274,20 +270,9 @@ func (a *videoAssembler) pushH265(emit func(unit)) (decodeStatus, error) {
 	if !a.pkt.marker {
 		return stMore, nil
 	}
-	a.auHave = false
+	a.au.reset()
 	a.emitFrame(a.pkt.ts, emit)
 	return stDone, nil
-}
-
-// complete is auTimestamp.complete.
-func (a *videoAssembler) complete(ts uint32) uint32 {
-	if a.auHave && a.auTS != ts {
-		prev := a.auTS
-		a.auTS = ts
-		return prev
-	}
-	a.auHave = false
-	return ts
 }
 
 // addToFrame checks the limits and appends the packet's NALUs to the access

@@ -434,19 +434,8 @@ func TestVideoAssemblerLimitsTrip(t *testing.T) {
 	// more fails.
 	for _, extra := range []int{0, 1} {
 		total := h264.MaxAccessUnitSize + extra // header byte included
-		var pkts [][]byte
-		for i, left := 0, total-1; left > 0; i++ {
-			n := min(left, 60000)
-			left -= n
-			hdr := byte(5)
-			if i == 0 {
-				hdr |= 0x80
-			}
-			if left == 0 {
-				hdr |= 0x40
-			}
-			pkts = append(pkts, rtpPacket(left == 0, uint16(i), 100, append([]byte{28 | 0x60, hdr}, big[:n]...), rtpOpts{}))
-		}
+		pkts := fragmentedOfSize(ringstore.CodecH264, total, 0, 100)
+		pkts[len(pkts)-1][1] |= 0x80 // the marker bit on the last
 		res = differential(t, ringstore.CodecH264, pkts)
 		if last := res[len(res)-1]; last.err != (extra == 1) || (extra == 0 && len(last.units) != 1) {
 			t.Errorf("fragmented NALU of %d bytes: last packet gave %d units, error %v", total, len(last.units), last.err)
@@ -634,9 +623,19 @@ func fuStream(t testing.TB, frameSize, mtu, n int) [][]byte {
 		t.Fatal(err)
 	}
 	nalu := bigNALU(0x65, frameSize)
+	aus := make([][][]byte, n)
+	for i := range aus {
+		aus[i] = [][]byte{nalu}
+	}
+	return encodeStream(t, enc.Encode, aus)
+}
+
+// encodeStream packetizes access units with an encoder's Encode, marshaled,
+// timestamps 3000 apart.
+func encodeStream(t testing.TB, encode func([][]byte) ([]*rtp.Packet, error), aus [][][]byte) [][]byte {
 	var out [][]byte
-	for i := 0; i < n; i++ {
-		ps, err := enc.Encode([][]byte{nalu})
+	for i, au := range aus {
+		ps, err := encode(au)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -659,22 +658,7 @@ func h265Stream(t testing.TB, aus [][][]byte, mtu int) [][]byte {
 	if err := enc.Init(); err != nil {
 		t.Fatal(err)
 	}
-	var out [][]byte
-	for i, au := range aus {
-		ps, err := enc.Encode(au)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, p := range ps {
-			p.Timestamp = uint32(i * 3000)
-			b, err := p.Marshal()
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, b)
-		}
-	}
-	return out
+	return encodeStream(t, enc.Encode, aus)
 }
 
 // TestVideoAssemblerEncoded runs gortsplib-encoded streams through both
