@@ -173,7 +173,7 @@ func (a *videoAssembler) ssrc() uint32 { return a.lastSSRC }
 // one, or two: an H.265 access unit that never got its marker bit ends when
 // the timestamp changes, before the packet's own unit). The unit given to
 // emit has ts and nalus set; its nalus are sub-slices of unit.buf, which now
-// belongs to the receiver (framePool.put gives it back). push returns an
+// belongs to the receiver (unit.release gives it back to the pool). push returns an
 // error for a packet that cannot be depacketized; the assembler is then in
 // the state today's decoders are in after the same error and keeps working.
 // With H.265, an error may follow the emission of the previous unit (the
@@ -231,7 +231,7 @@ func (a *videoAssembler) pushH264(emit func(unit)) (decodeStatus, error) {
 		if src == srcBuf {
 			prev = prev[:a.fragOff]
 		}
-		u := unit{ts: a.au.complete(a.pkt.ts), nalus: a.nalus(prev, prevFrame), buf: prev}
+		u := unit{ts: a.au.complete(a.pkt.ts), nalus: a.nalus(prev, prevFrame), buf: prev, pool: a.pool}
 		// nalus() copied prevFrame out: its array takes the new spans.
 		a.buf, a.frame, a.frameSize, a.frameTS = nb, append(prevFrame[:0], a.cur...), size, a.pkt.ts
 		emit(u)
@@ -309,7 +309,7 @@ func (a *videoAssembler) limitError(n, size int) error {
 
 // emitFrame hands the access unit out with timestamp ts.
 func (a *videoAssembler) emitFrame(ts uint32, emit func(unit)) {
-	u := unit{ts: ts, nalus: a.nalus(a.buf, a.frame), buf: a.buf}
+	u := unit{ts: ts, nalus: a.nalus(a.buf, a.frame), buf: a.buf, pool: a.pool}
 	a.buf, a.frame, a.frameSize = nil, a.frame[:0], 0
 	emit(u)
 }

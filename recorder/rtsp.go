@@ -279,7 +279,7 @@ func (g *gortsplibConn) startFastPath(res *base.Response, m *description.Media, 
 	for _, mf := range m.Formats {
 		pts[mf.PayloadType()] = true
 	}
-	fp := &fastPath{asm: newVideoAssembler(info.codec, g.pool), pool: g.pool, clk: clk, track: idx,
+	fp := &fastPath{asm: newVideoAssembler(info.codec, g.pool), clk: clk, track: idx,
 		pt: f.PayloadType(), mediaPTs: pts, cfg: cfg}
 	dc.setFast(th.InterleavedIDs[0], fp.packet)
 }
@@ -289,7 +289,6 @@ func (g *gortsplibConn) startFastPath(res *base.Response, m *description.Media, 
 // type, one SSRC, lost sequence numbers.
 type fastPath struct {
 	asm      *videoAssembler
-	pool     *framePool
 	clk      *senderClock
 	track    int
 	pt       uint8
@@ -338,7 +337,6 @@ func (p *fastPath) emit(u unit) {
 	u.track = p.track
 	u.recv = p.cfg.now()
 	u.ntp = p.clk.at(p.asm.ssrc(), u.ts)
-	u.pool = p.pool
 	p.cfg.deliver(u)
 }
 

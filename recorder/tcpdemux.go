@@ -129,7 +129,7 @@ type demuxConn struct {
 	injectBuf   [12]byte
 	lastInject  time.Time     // when the last keepalive was queued
 	ssrc        [4]byte       // of the last RTP frame taken
-	framesTaken uint64        // for tests and status
+	framesTaken uint64        // for tests
 	keepalive   time.Duration // 0: none (tests)
 
 	now   func() time.Time
